@@ -1,0 +1,8 @@
+//! One file per command: each is a thin wrapper around the library.
+
+pub mod completions;
+pub mod docs;
+pub mod graph;
+pub mod plan;
+pub mod ports;
+pub mod validate;

@@ -1,0 +1,193 @@
+//! The command line: arguments (clap), one small file per command under `commands/`,
+//! printing through [`output::Printer`], and the mapping of every outcome to an exit code.
+//!
+//! Only this layer prints, and only this layer knows the terminal.
+
+pub mod commands;
+pub mod logging;
+pub mod output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use rollout::config::ConfigError;
+use rollout::model::{Config, PhaseNumber};
+use rollout::plan::Selection;
+
+/// Deploys a multi-service platform onto Docker in four ordered phases.
+#[derive(Debug, Parser)]
+#[command(name = "rollout", version, about, propagate_version = true)]
+pub struct Arguments {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOptions {
+    /// The platform directory (holds `config/` and `phases/`)
+    #[arg(
+        long,
+        global = true,
+        env = "ROLLOUT_DIR",
+        default_value = ".",
+        value_name = "PATH"
+    )]
+    pub dir: PathBuf,
+    /// The environment overlay `config/env/<NAME>.toml`
+    #[arg(long = "env", global = true, value_name = "NAME")]
+    pub environment: Option<String>,
+    /// How to print results: for people, or one JSON document (NDJSON events for runs)
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+    /// Plain lines instead of live progress bars
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors on stderr
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Where journals and the lock live [default: <dir>/.rollout/<env>]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load and check the whole configuration; print every problem with file:line:col
+    Validate,
+    /// Show what a rollout would do, read-only: steps, reasons, blockers
+    Plan {
+        /// A phase (1-4) or `all`
+        #[arg(default_value = "all", value_parser = parse_selection)]
+        phases: Selection,
+    },
+    /// The port allocation table, grouped by reserved range
+    Ports,
+    /// The dependency graph
+    Graph {
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Write docs/ports.md from the configuration
+    Docs {
+        /// Fail if docs/ports.md is not what the configuration generates
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+fn parse_selection(text: &str) -> Result<Selection, String> {
+    if text == "all" {
+        return Ok(Selection::All);
+    }
+    match text.parse::<PhaseNumber>() {
+        Ok(number) if rollout::model::PHASES.contains(&number) => Ok(Selection::Phase(number)),
+        _ => Err(format!("`{text}` is not a phase: use 1, 2, 3, 4 or `all`")),
+    }
+}
+
+/// How `rollout` ends (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success,
+    /// The rollout failed (halted or rolled back), or a check failed.
+    Failed,
+    /// Invalid configuration or usage.
+    Invalid,
+    /// Docker unreachable, a port held, an image missing, the lock held.
+    Environment,
+    Interrupted,
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        Self::from(match status {
+            ExitStatus::Success => 0,
+            ExitStatus::Failed => 1,
+            ExitStatus::Invalid => 2,
+            ExitStatus::Environment => 3,
+            ExitStatus::Interrupted => 130,
+        })
+    }
+}
+
+/// Everything that ends a command with an error, each printed once by `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    #[error("cannot {action} `{}`", path.display())]
+    File {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("`{}` is out of date", path.display())]
+    StaleDocs { path: PathBuf },
+}
+
+impl CliError {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            Self::Config(_) => ExitStatus::Invalid,
+            Self::File { .. } => ExitStatus::Environment,
+            Self::StaleDocs { .. } => ExitStatus::Failed,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Config(error) => error.hint(),
+            Self::File { .. } => None,
+            Self::StaleDocs { .. } => Some(
+                "run `rollout docs` and commit the result: it is generated from `config/` and `phases/`"
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
+/// Loads the configuration for the global options.
+pub fn load_config(global: &GlobalOptions) -> Result<Config, CliError> {
+    Ok(rollout::config::load(
+        &global.dir,
+        global.environment.as_deref(),
+    )?)
+}
+
+pub fn run(arguments: Arguments, printer: &output::Printer) -> Result<ExitStatus, CliError> {
+    let global = &arguments.global;
+    match arguments.command {
+        Command::Validate => commands::validate::run(global, printer),
+        Command::Plan { phases } => commands::plan::run(global, phases, printer),
+        Command::Ports => commands::ports::run(global, printer),
+        Command::Graph { format } => commands::graph::run(global, format, printer),
+        Command::Docs { check } => commands::docs::run(global, check, printer),
+        Command::Completions { shell } => commands::completions::run(shell, printer),
+    }
+}
