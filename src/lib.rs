@@ -2,7 +2,7 @@
 //!
 //! # Architecture map
 //!
-//! Layers go one way; a module never imports one listed below it.
+//! Layers go one way: a module may use the ones listed before it, never one after it.
 //!
 //! - [`model`] — plain domain types: services, health checks, phases, the valid `Config`.
 //! - [`vars`] — `${VAR}` references in strings.
@@ -12,6 +12,12 @@
 //! - [`graph`] — the dependency graph: petgraph behind domain methods (pure).
 //! - [`plan`] — the pure planner: config + selection + observed host → `Plan` with reasons.
 //! - [`report`] — pure views: the port table, `docs/ports.md`, DOT and Mermaid.
+//! - [`docker`] — the `Runtime` trait (our own types), the bollard engine, a recording fake.
+//! - [`host_ports`] — which local process listens on a TCP port (Linux `/proc`).
+//! - [`observe`] — reads a Docker host, read-only, into the planner's `ObservedHost`.
+//! - [`secrets`] — secret values from the process environment, never stored or shown.
+//! - [`health`] — one probe, the backoff schedule, and the wait under a deadline.
+//! - [`exec`] — the executor: runs a plan through a `Runtime`, halts or rolls back.
 //!
 //! The command line lives in the binary (`src/main.rs`, `src/cli/`): argument parsing,
 //! printing and exit codes. Start reading at [`config::load`], then [`plan::plan`].
@@ -20,8 +26,14 @@
 
 pub mod config;
 pub mod demo;
+pub mod docker;
+pub mod exec;
 pub mod graph;
+pub mod health;
+pub mod host_ports;
 pub mod model;
+pub mod observe;
 pub mod plan;
 pub mod report;
+pub mod secrets;
 pub mod vars;
