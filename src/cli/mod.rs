@@ -4,8 +4,10 @@
 //! Only this layer prints, and only this layer knows the terminal.
 
 pub mod commands;
+pub mod engine;
 pub mod logging;
 pub mod output;
+pub mod progress;
 
 use std::path::PathBuf;
 
@@ -71,6 +73,23 @@ pub enum Command {
         /// A phase (1-4) or `all`
         #[arg(default_value = "all", value_parser = parse_selection)]
         phases: Selection,
+        /// Plan as if missing images could not be pulled
+        #[arg(long)]
+        no_pull: bool,
+    },
+    /// Roll out phase N (1-4), or `all` for 1..4 in order
+    Phase(PhaseArguments),
+    /// Every service: phase, port, container, state, health, image, since
+    Status {
+        /// Only this phase
+        #[arg(value_parser = parse_selection)]
+        phases: Option<Selection>,
+    },
+    /// Stop and remove the platform's containers, in reverse dependency order
+    Down {
+        /// A phase (1-4) or `all` (also infrastructure and the network)
+        #[arg(default_value = "all", value_parser = parse_selection)]
+        phases: Selection,
     },
     /// The port allocation table, grouped by reserved range
     Ports,
@@ -90,6 +109,34 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PhaseArguments {
+    /// A phase (1-4) or `all`
+    #[arg(value_parser = parse_selection)]
+    pub phases: Selection,
+    /// Show what would happen, change nothing (the same as `rollout plan`)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// What to do when a service fails [default: the phase's `on_failure`]
+    #[arg(long, value_enum)]
+    pub on_failure: Option<PolicyArgument>,
+    /// At most K services starting at once [default: unbounded]
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: Option<u16>,
+    /// Every service's health deadline, e.g. `90s`
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Never pull: a missing image is an error
+    #[arg(long)]
+    pub no_pull: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArgument {
+    Halt,
+    Rollback,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -149,6 +196,35 @@ pub enum CliError {
 
     #[error("`{}` is out of date", path.display())]
     StaleDocs { path: PathBuf },
+
+    #[error(transparent)]
+    Docker(#[from] rollout::docker::DockerError),
+
+    #[error(transparent)]
+    Secrets(#[from] rollout::secrets::MissingSecrets),
+
+    #[error(
+        "{} would stop this rollout; nothing was changed",
+        blocker_count(blockers)
+    )]
+    Blocked {
+        blockers: Vec<rollout::plan::Blocker>,
+    },
+
+    #[error("phase {} failed: `{}` {}", report.phase, report.service, report.failure)]
+    Failed {
+        report: Box<rollout::exec::FailureReport>,
+    },
+
+    #[error("interrupted during phase {phase}; what was in flight finished")]
+    Interrupted { phase: PhaseNumber, resume: String },
+}
+
+fn blocker_count(blockers: &[rollout::plan::Blocker]) -> String {
+    match blockers.len() {
+        1 => "1 problem".to_owned(),
+        count => format!("{count} problems"),
+    }
 }
 
 impl CliError {
@@ -156,14 +232,24 @@ impl CliError {
         match self {
             Self::Config(_) => ExitStatus::Invalid,
             Self::File { .. } => ExitStatus::Environment,
-            Self::StaleDocs { .. } => ExitStatus::Failed,
+            Self::StaleDocs { .. } | Self::Failed { .. } => ExitStatus::Failed,
+            Self::Docker(_) | Self::Secrets(_) | Self::Blocked { .. } => ExitStatus::Environment,
+            Self::Interrupted { .. } => ExitStatus::Interrupted,
         }
     }
 
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::Config(error) => error.hint(),
-            Self::File { .. } => None,
+            Self::File { .. } | Self::Failed { .. } => None,
+            Self::Docker(error) => Some(engine::hint(error)),
+            Self::Secrets(missing) => Some(format!(
+                "set {} in the environment of `rollout` (needed by {}); secrets are never read from files",
+                missing.names.join(", "),
+                missing.services.join(", ")
+            )),
+            Self::Blocked { .. } => Some("`rollout plan` shows the whole plan with these problems".to_owned()),
+            Self::Interrupted { resume, .. } => Some(format!("`{resume}` continues where this run stopped")),
             Self::StaleDocs { .. } => Some(
                 "run `rollout docs` and commit the result: it is generated from `config/` and `phases/`"
                     .to_owned(),
@@ -184,7 +270,10 @@ pub fn run(arguments: Arguments, printer: &output::Printer) -> Result<ExitStatus
     let global = &arguments.global;
     match arguments.command {
         Command::Validate => commands::validate::run(global, printer),
-        Command::Plan { phases } => commands::plan::run(global, phases, printer),
+        Command::Plan { phases, no_pull } => commands::plan::run(global, phases, !no_pull, printer),
+        Command::Phase(phase) => commands::phase::run(global, &phase, printer),
+        Command::Status { phases } => commands::status::run(global, phases, printer),
+        Command::Down { phases } => commands::down::run(global, phases, printer),
         Command::Ports => commands::ports::run(global, printer),
         Command::Graph { format } => commands::graph::run(global, format, printer),
         Command::Docs { check } => commands::docs::run(global, check, printer),

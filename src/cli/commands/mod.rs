@@ -2,7 +2,10 @@
 
 pub mod completions;
 pub mod docs;
+pub mod down;
 pub mod graph;
+pub mod phase;
 pub mod plan;
 pub mod ports;
+pub mod status;
 pub mod validate;

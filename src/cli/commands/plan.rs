@@ -1,26 +1,28 @@
-//! `rollout plan [N|all]`: the dry run, read-only.
+//! `rollout plan [N|all]`: the dry run, read-only. It observes the engine (list, inspect,
+//! one health probe per running container of ours) and changes nothing.
 
 use std::fmt::Write as _;
 
 use crate::cli::output::Printer;
-use crate::cli::{CliError, ExitStatus, GlobalOptions, load_config};
+use crate::cli::{CliError, ExitStatus, GlobalOptions, engine, load_config};
+use rollout::health::NetworkProber;
+use rollout::model::Config;
 use rollout::plan::observed::{Observation, ObservedHost};
 use rollout::plan::{Action, Plan, PlanOptions, Selection};
 
 pub fn run(
     global: &GlobalOptions,
     selection: Selection,
+    pull: bool,
     printer: &Printer,
 ) -> Result<ExitStatus, CliError> {
     let config = load_config(global)?;
-    let observed = ObservedHost::empty();
-    printer.warning("no Docker engine was asked: this plan assumes an empty host");
-    let plan = rollout::plan::plan(&config, selection, &observed, PlanOptions::default());
-    if printer.is_json() {
-        printer.json(&plan);
-    } else {
-        printer.data(&render(&plan));
+    let observed = engine::tokio().block_on(observe_read_only(&config))?;
+    if let Observation::Unreachable { host, .. } = &observed.observation {
+        printer.warning(&format!("cannot reach the Docker engine at {host}: the plan shows the configuration's side only"));
     }
+    let plan = rollout::plan::plan(&config, selection, &observed, PlanOptions { pull });
+    print(&plan, printer);
     Ok(if plan.blockers.is_empty() {
         ExitStatus::Success
     } else {
@@ -28,7 +30,47 @@ pub fn run(
     })
 }
 
-/// The plan for people: one line per step, then the blockers.
+/// Observes the engine; an unreachable one becomes a blocker of the plan, not an error.
+pub async fn observe_read_only(config: &Config) -> Result<ObservedHost, CliError> {
+    match engine::connect(config).await {
+        Ok(runtime) => {
+            let prober = NetworkProber::new(
+                &runtime,
+                engine::probe_address(config, rollout::docker::Runtime::engine(&runtime)),
+            );
+            Ok(rollout::observe::observe(&runtime, &prober, config).await?)
+        }
+        Err(CliError::Docker(error)) => {
+            let host = config
+                .docker
+                .host
+                .clone()
+                .or_else(|| std::env::var("DOCKER_HOST").ok())
+                .unwrap_or_else(|| "the local socket".to_owned());
+            let mut detail = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                let _ = write!(detail, ": {cause}");
+                source = cause.source();
+            }
+            Ok(ObservedHost {
+                observation: Observation::Unreachable { host, detail },
+                ..ObservedHost::empty()
+            })
+        }
+        Err(other) => Err(other),
+    }
+}
+
+pub fn print(plan: &Plan, printer: &Printer) {
+    if printer.is_json() {
+        printer.json(plan);
+    } else {
+        printer.data(&render(plan));
+    }
+}
+
+/// The plan for people: one line per step with its reasons, then notes and blockers.
 pub fn render(plan: &Plan) -> String {
     let mut text = String::new();
     let observed = match &plan.observation {
@@ -79,8 +121,8 @@ pub fn render(plan: &Plan) -> String {
             let waits = if step.waits_for.is_empty() {
                 String::new()
             } else {
-                let names: Vec<&str> = step.waits_for.iter().map(|n| n.as_str()).collect();
-                format!(" after {}", names.join(", "))
+                let names: Vec<&str> = step.waits_for.iter().map(|name| name.as_str()).collect();
+                format!(" (after {})", names.join(", "))
             };
             let _ = writeln!(
                 text,
@@ -106,7 +148,7 @@ pub fn render(plan: &Plan) -> String {
     } else {
         let _ = writeln!(
             text,
-            "blockers ({}), a real run would stop before changing anything:",
+            "blockers ({}): a real run would stop before changing anything:",
             plan.blockers.len()
         );
         for blocker in &plan.blockers {
