@@ -123,17 +123,24 @@ impl Problem {
     }
 }
 
-/// The candidate closest to `wrong`, if it is close enough to be a likely typo.
+/// The candidate closest to `wrong`, if it is close enough to be a likely typo: a small
+/// edit distance (transpositions count once), or a high Jaro-Winkler similarity.
 pub fn suggestion<'a>(
     wrong: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    let allowed = (wrong.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .map(|candidate| (strsim::jaro_winkler(wrong, candidate), candidate))
-        .filter(|(similarity, _)| *similarity > 0.8)
-        .max_by(|left, right| left.0.total_cmp(&right.0))
-        .map(|(_, candidate)| candidate)
+        .filter(|candidate| *candidate != wrong)
+        .map(|candidate| {
+            let distance = strsim::damerau_levenshtein(wrong, candidate);
+            let similarity = strsim::jaro_winkler(wrong, candidate);
+            (distance, similarity, candidate)
+        })
+        .filter(|(distance, similarity, _)| *distance <= allowed || *similarity > 0.85)
+        .min_by(|left, right| left.0.cmp(&right.0).then(right.1.total_cmp(&left.1)))
+        .map(|(_, _, candidate)| candidate)
 }
 
 /// Every problem found in one load, with the sources to show them.
@@ -378,6 +385,8 @@ mod tests {
         let names = ["postgres", "redis", "brain-ai"];
         assert_eq!(suggestion("postgre", names), Some("postgres"));
         assert_eq!(suggestion("brainai", names), Some("brain-ai"));
+        assert_eq!(suggestion("wbe", ["web", "api"]), Some("web"));
         assert_eq!(suggestion("elasticsearch", names), None);
+        assert_eq!(suggestion("x", names), None);
     }
 }

@@ -65,6 +65,8 @@ struct Resolver<'a> {
     sources: &'a Sources,
     problems: &'a mut Vec<Problem>,
     vars: BTreeMap<String, String>,
+    /// Services whose `kind` is not a kind.
+    invalid_kinds: BTreeSet<String>,
 }
 
 impl Resolver<'_> {
@@ -228,6 +230,7 @@ pub(super) fn resolve(
         sources,
         problems,
         vars: BTreeMap::new(),
+        invalid_kinds: BTreeSet::new(),
     };
 
     // The platform table.
@@ -449,6 +452,9 @@ pub(super) fn resolve(
     }
 
     check_membership(&services, &phase_of, &places, &mut resolver);
+    if let Some(platform) = &platform_settings {
+        check_network_names(&platform.name, &services, &places, &mut resolver);
+    }
     check_host_ports(&services, &places, &mut resolver);
     check_dependencies(&services, &places, &names, &mut resolver);
 
@@ -727,6 +733,8 @@ fn resolve_service(
             "infrastructure" => ServiceKind::Infrastructure,
             "external" => ServiceKind::External,
             other => {
+                // Not knowing its kind, do not also say it is in no phase.
+                resolver.invalid_kinds.insert(name.clone());
                 resolver.report(
                     Problem::new(format!("unknown kind `{other}` of service `{name}`"))
                         .at(
@@ -1135,11 +1143,52 @@ fn check_membership(
     resolver: &mut Resolver<'_>,
 ) {
     for service in services {
-        if service.kind == ServiceKind::Service && !phase_of.contains_key(service.name.as_str()) {
+        if service.kind == ServiceKind::Service
+            && !phase_of.contains_key(service.name.as_str())
+            && !resolver.invalid_kinds.contains(service.name.as_str())
+        {
             resolver.report(
                 Problem::new(format!("service `{}` is in no phase", service.name))
                     .at(places[service.name.as_str()].name.clone(), "not listed in any `phases/*.toml`")
                     .help("add it to the `services` of one phase, or make it `kind = \"infrastructure\"`"),
+            );
+        }
+    }
+}
+
+/// Every container joins the network as `<platform>-<service>` and with the alias
+/// `<service>`: a service named like another's container makes that name ambiguous.
+fn check_network_names(
+    platform: &str,
+    services: &[Service],
+    places: &HashMap<&str, ServicePlaces>,
+    resolver: &mut Resolver<'_>,
+) {
+    let names: BTreeSet<&str> = services
+        .iter()
+        .map(|service| service.name.as_str())
+        .collect();
+    for service in services {
+        if let Some(other) = service.name.as_str().strip_prefix(&format!("{platform}-"))
+            && names.contains(other)
+        {
+            resolver.report(
+                Problem::new(format!(
+                    "service `{}` has the container name of `{other}`",
+                    service.name
+                ))
+                .at(
+                    places[service.name.as_str()].name.clone(),
+                    "ambiguous on the platform network",
+                )
+                .at(
+                    places[other].name.clone(),
+                    format!("its container is `{platform}-{other}`"),
+                )
+                .help(format!(
+                    "rename `{}`: on the network, `{}` would mean two containers",
+                    service.name, service.name
+                )),
             );
         }
     }

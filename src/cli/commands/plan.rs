@@ -19,7 +19,9 @@ pub fn run(
     let config = load_config(global)?;
     let observed = engine::tokio().block_on(observe_read_only(&config))?;
     if let Observation::Unreachable { host, .. } = &observed.observation {
-        printer.warning(&format!("cannot reach the Docker engine at {host}: the plan shows the configuration's side only"));
+        printer.warning(&format!(
+            "cannot reach the Docker engine at {host}: the plan shows the configuration's side only"
+        ));
     }
     let plan = rollout::plan::plan(&config, selection, &observed, PlanOptions { pull });
     print(&plan, printer);
