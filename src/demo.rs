@@ -21,7 +21,7 @@ pub fn secret_value(name: &str) -> String {
 /// Rewrites `service` to run as a demo stand-in with `behaviour`: the demo image, its
 /// settings in the environment, and checks the demo answers (`cmd` and `docker` become
 /// `tcp`; an external is checked from inside its stand-in).
-pub fn stand_in(service: &mut Service, behaviour: DemoBehaviour) {
+pub fn stand_in(service: &mut Service, behaviour: DemoBehaviour, image: &str) {
     let mut listen: Vec<u16> = service.ports.iter().map(|port| port.container).collect();
     if service.kind == ServiceKind::External {
         let port = match &service.health.probe {
@@ -66,7 +66,7 @@ pub fn stand_in(service: &mut Service, behaviour: DemoBehaviour) {
             .env
             .insert(key.to_owned(), EnvTemplate(value.replace('$', "$$")));
     }
-    service.image = Some(IMAGE.to_owned());
+    service.image = Some(image.to_owned());
     service.command = None;
     service.demo = Some(behaviour);
 }

@@ -331,6 +331,8 @@ pub struct Config {
     pub reconciliations: Vec<Reconciliation>,
     /// Whether a `[demo]` overlay is active.
     pub demo: bool,
+    /// The demo image's tag, with a `[demo]` overlay.
+    pub demo_image: Option<String>,
 }
 
 /// The parts of a [`Config`], for [`Config::new`].
@@ -344,6 +346,7 @@ pub struct ConfigParts {
     pub ranges: Vec<PortRange>,
     pub reconciliations: Vec<Reconciliation>,
     pub demo: bool,
+    pub demo_image: Option<String>,
 }
 
 impl Config {
@@ -365,6 +368,7 @@ impl Config {
             ranges: parts.ranges,
             reconciliations: parts.reconciliations,
             demo: parts.demo,
+            demo_image: parts.demo_image,
         }
     }
 

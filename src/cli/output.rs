@@ -90,6 +90,11 @@ impl Printer {
         }
         let label = self.paint("error", "31");
         let _ = writeln!(stderr, "{label}: {error}");
+        if let CliError::Blocked { blockers } = error {
+            for blocker in blockers {
+                let _ = writeln!(stderr, "  - {blocker}");
+            }
+        }
         let mut source = std::error::Error::source(error);
         while let Some(cause) = source {
             let _ = writeln!(stderr, "  caused by: {cause}");

@@ -138,6 +138,8 @@ pub struct RawDocker {
 #[serde(deny_unknown_fields)]
 pub struct RawDemo {
     pub ready_after: Option<Spanned<String>>,
+    /// The tag to build the demo image under (default: `rollout-demo:<digest>`).
+    pub image: Option<Spanned<String>>,
     #[serde(default)]
     pub services: BTreeMap<Spanned<String>, RawDemoService>,
 }

@@ -371,6 +371,11 @@ pub(super) fn resolve(
             .map(|demo| (environment.file, demo))
     });
     let mut demo_default = Duration::from_millis(300);
+    let demo_image = demo_settings.map(|(_, demo)| {
+        demo.image
+            .as_ref()
+            .map_or_else(|| demo::IMAGE.to_owned(), |image| image.get_ref().clone())
+    });
     let mut demo_services: HashMap<&str, DemoBehaviour> = HashMap::new();
     if let Some((file, demo)) = demo_settings {
         if let Some(ready_after) = &demo.ready_after {
@@ -443,9 +448,13 @@ pub(super) fn resolve(
             })
         });
         let phase = phase_of.get(name).map(|(number, _)| *number);
-        if let Some((service, service_places)) =
-            resolve_service(&merged, phase, demo, &ranges, &mut resolver)
-        {
+        if let Some((service, service_places)) = resolve_service(
+            &merged,
+            phase,
+            demo.map(|behaviour| (behaviour, demo_image.clone().unwrap_or_default())),
+            &ranges,
+            &mut resolver,
+        ) {
             places.insert(name, service_places);
             services.push(service);
         }
@@ -507,6 +516,7 @@ pub(super) fn resolve(
         ranges,
         reconciliations,
         demo: demo_settings.is_some(),
+        demo_image,
     }))
 }
 
@@ -720,7 +730,7 @@ struct ServicePlaces {
 fn resolve_service(
     merged: &Merged<'_>,
     phase: Option<PhaseNumber>,
-    demo: Option<DemoBehaviour>,
+    demo: Option<(DemoBehaviour, String)>,
     ranges: &[PortRange],
     resolver: &mut Resolver<'_>,
 ) -> Option<(Service, ServicePlaces)> {
@@ -881,8 +891,8 @@ fn resolve_service(
         phase,
         demo: None,
     };
-    if let Some(behaviour) = demo {
-        demo::stand_in(&mut service, behaviour);
+    if let Some((behaviour, image)) = demo {
+        demo::stand_in(&mut service, behaviour, &image);
     }
     Some((
         service,

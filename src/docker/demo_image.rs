@@ -50,14 +50,16 @@ fn append(builder: &mut tar::Builder<Vec<u8>>, path: &str, contents: &[u8], mode
 
 /// Builds the demo image unless `images` (the `repository:tag`s present on the engine)
 /// already holds it. Returns whether it built.
-pub async fn ensure(runtime: &impl Runtime, images: &BTreeSet<String>) -> DockerResult<bool> {
-    if images.contains(demo::IMAGE) {
+pub async fn ensure(
+    runtime: &impl Runtime,
+    images: &BTreeSet<String>,
+    tag: &str,
+) -> DockerResult<bool> {
+    if images.contains(tag) {
         return Ok(false);
     }
     let labels = BTreeMap::from([(LABEL.to_owned(), "1".to_owned())]);
-    runtime
-        .build_image(demo::IMAGE, build_context(), &labels)
-        .await?;
+    runtime.build_image(tag, build_context(), &labels).await?;
     Ok(true)
 }
 

@@ -19,7 +19,6 @@ use tokio::time::Instant;
 
 pub use events::{Event, FailureReport, Reporter, ServiceState};
 
-use crate::demo;
 use crate::docker::{ContainerEventKind, ContainerSpec, DockerError, PortBinding, Runtime};
 use crate::graph::DependencyGraph;
 use crate::health::{self, ContainerSignal, Prober, WaitFailure};
@@ -274,8 +273,8 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
         needed.sort_unstable();
         needed.dedup();
         for image in needed {
-            if image == demo::IMAGE {
-                crate::docker::demo_image::ensure(self.runtime, &images).await?;
+            if Some(image) == self.config.demo_image.as_deref() {
+                crate::docker::demo_image::ensure(self.runtime, &images, image).await?;
                 self.reporter.report(&Event::ImageBuilt {
                     image: image.to_owned(),
                 });

@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::demo;
 use crate::graph::DependencyGraph;
 use crate::model::{
     Config, FailurePolicy, PHASES, PhaseNumber, PortMapping, Service, ServiceKind, ServiceName,
@@ -520,7 +519,7 @@ pub fn plan(
     }
 
     for (image, services) in missing_images {
-        if image == demo::IMAGE {
+        if Some(&image) == config.demo_image.as_ref() {
             notes.push(Note::WillBuildDemoImage { image });
         } else if options.pull {
             notes.push(Note::WillPull { image });

@@ -4,6 +4,8 @@
 
 mod commands;
 mod common;
+mod engine;
+mod rollout;
 // mod runtime; (lands with the bollard runtime tests)
 mod seeds;
 mod validation;
