@@ -6,6 +6,6 @@ mod commands;
 mod common;
 mod engine;
 mod rollout;
-// mod runtime; (lands with the bollard runtime tests)
+mod runtime;
 mod seeds;
 mod validation;
