@@ -76,7 +76,7 @@ pub fn run(
             RunOutcome::Succeeded => {
                 if !printer.is_json() {
                     printer.data(&format!(
-                        "{} of `{}` is up: {} services healthy (run {run_id})",
+                        "{} of `{}` done: {} services healthy (run {run_id})",
                         plan.selection,
                         config.platform.name,
                         plan.steps().count()
