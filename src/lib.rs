@@ -17,6 +17,7 @@
 //! - [`observe`] — reads a Docker host, read-only, into the planner's `ObservedHost`.
 //! - [`secrets`] — secret values from the process environment, never stored or shown.
 //! - [`health`] — one probe, the backoff schedule, and the wait under a deadline.
+//! - [`state`] — the state dir: the atomic, versioned journal and the lock.
 //! - [`exec`] — the executor: runs a plan through a `Runtime`, halts or rolls back.
 //!
 //! The command line lives in the binary (`src/main.rs`, `src/cli/`): argument parsing,
@@ -36,4 +37,5 @@ pub mod observe;
 pub mod plan;
 pub mod report;
 pub mod secrets;
+pub mod state;
 pub mod vars;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 /// The name of a service, as written in `[services.<name>]`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct ServiceName(String);
 
@@ -243,7 +243,7 @@ impl Service {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailurePolicy {
     /// Leave healthy services up and the failed one stopped for inspection.

@@ -61,6 +61,27 @@ pub async fn observe<R: Runtime, P: Prober>(
         }
     }
 
+    // A container being created or started already holds its host ports, though the list
+    // shows them only once it runs: ask for its configured bindings.
+    for summary in &summaries {
+        if matches!(
+            summary.state,
+            ContainerState::Created | ContainerState::Restarting
+        ) && summary.published_ports.is_empty()
+        {
+            let details = runtime.inspect_container(&summary.id).await?;
+            for port in details.host_ports {
+                ports.push(PortUse {
+                    port,
+                    holder: PortHolder::Container {
+                        id: summary.id.clone(),
+                        name: summary.name.clone(),
+                    },
+                });
+            }
+        }
+    }
+
     // Health of our running containers, by the service's own check, all at once.
     let checks = containers.iter().map(|container| async {
         let service = container

@@ -79,6 +79,21 @@ pub enum Command {
     },
     /// Roll out phase N (1-4), or `all` for 1..4 in order
     Phase(PhaseArguments),
+    /// Continue the last rollout that halted, failed, was interrupted or killed
+    Resume {
+        /// At most K services starting at once [default: unbounded]
+        #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..))]
+        parallel: Option<u16>,
+        /// Every service's health deadline, e.g. `90s`
+        #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
+    },
+    /// Undo the last rollout of phase N: remove what it created, restore what it replaced
+    Rollback {
+        /// The phase [default: the last rollout's]
+        #[arg(value_parser = clap::value_parser!(u8).range(1..=4))]
+        phase: Option<u8>,
+    },
     /// Every service: phase, port, container, state, health, image, since
     Status {
         /// Only this phase
@@ -203,6 +218,16 @@ pub enum CliError {
     #[error(transparent)]
     Secrets(#[from] rollout::secrets::MissingSecrets),
 
+    #[error(transparent)]
+    State(#[from] rollout::state::StateError),
+
+    #[error("the rollback of phase {phase} is incomplete")]
+    RollbackIncomplete {
+        phase: PhaseNumber,
+        problems: Vec<String>,
+        resume: String,
+    },
+
     #[error(
         "{} would stop this rollout; nothing was changed",
         blocker_count(blockers)
@@ -232,7 +257,10 @@ impl CliError {
         match self {
             Self::Config(_) => ExitStatus::Invalid,
             Self::File { .. } => ExitStatus::Environment,
-            Self::StaleDocs { .. } | Self::Failed { .. } => ExitStatus::Failed,
+            Self::StaleDocs { .. } | Self::Failed { .. } | Self::RollbackIncomplete { .. } => {
+                ExitStatus::Failed
+            }
+            Self::State(_) => ExitStatus::Environment,
             Self::Docker(_) | Self::Secrets(_) | Self::Blocked { .. } => ExitStatus::Environment,
             Self::Interrupted { .. } => ExitStatus::Interrupted,
         }
@@ -250,6 +278,14 @@ impl CliError {
             )),
             Self::Blocked { .. } => Some("`rollout plan` shows the whole plan with these problems".to_owned()),
             Self::Interrupted { resume, .. } => Some(format!("`{resume}` continues where this run stopped")),
+            Self::RollbackIncomplete { problems, resume, .. } => Some(format!("{}; fix that, then `{resume}` finishes it", problems.join("; "))),
+            Self::State(rollout::state::StateError::Lock(rollout::state::LockError::Held { .. })) => {
+                Some("wait for it to finish; if that process is gone from another host, remove the lock file".to_owned())
+            }
+            Self::State(rollout::state::StateError::Unreadable { .. } | rollout::state::StateError::Version { .. }) => {
+                Some("the journal belongs to another version of rollout; move it aside to start afresh".to_owned())
+            }
+            Self::State(_) => None,
             Self::StaleDocs { .. } => Some(
                 "run `rollout docs` and commit the result: it is generated from `config/` and `phases/`"
                     .to_owned(),
@@ -272,6 +308,10 @@ pub fn run(arguments: Arguments, printer: &output::Printer) -> Result<ExitStatus
         Command::Validate => commands::validate::run(global, printer),
         Command::Plan { phases, no_pull } => commands::plan::run(global, phases, !no_pull, printer),
         Command::Phase(phase) => commands::phase::run(global, &phase, printer),
+        Command::Resume { parallel, timeout } => {
+            commands::resume::run(global, parallel, timeout, printer)
+        }
+        Command::Rollback { phase } => commands::rollback::run(global, phase, printer),
         Command::Status { phases } => commands::status::run(global, phases, printer),
         Command::Down { phases } => commands::down::run(global, phases, printer),
         Command::Ports => commands::ports::run(global, printer),

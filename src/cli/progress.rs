@@ -174,6 +174,10 @@ impl Reporter for PlainLines {
                 }
             )),
             Event::Interrupted { phase } => self.line(&format!("phase {phase} interrupted")),
+            Event::RollbackStarted { phase } => {
+                self.line(&format!("phase {phase}: rolling back this run's changes"))
+            }
+            Event::ContainerCreated { .. } | Event::SetAside { .. } => {}
             Event::RunFinished { elapsed_ms } => self.line(&format!("done in {elapsed_ms} ms")),
         }
     }
@@ -275,7 +279,12 @@ impl Reporter for Bars {
                 }
             }
             Event::Interrupted { phase } => self.message(&format!("phase {phase} interrupted")),
-            Event::RunStarted { .. }
+            Event::RollbackStarted { phase } => {
+                self.message(&format!("phase {phase}: rolling back this run's changes"));
+            }
+            Event::ContainerCreated { .. }
+            | Event::SetAside { .. }
+            | Event::RunStarted { .. }
             | Event::RunFailed { .. }
             | Event::RollbackFinished { .. }
             | Event::RunFinished { .. } => {}

@@ -438,6 +438,14 @@ impl Runtime for BollardRuntime {
                 .started_at
                 .filter(|started| !started.is_empty() && !started.starts_with("0001-")),
             error: state.error.filter(|error| !error.is_empty()),
+            host_ports: response
+                .host_config
+                .and_then(|host_config| host_config.port_bindings)
+                .into_iter()
+                .flatten()
+                .flat_map(|(_, bindings)| bindings.into_iter().flatten())
+                .filter_map(|binding| binding.host_port?.parse().ok())
+                .collect(),
         })
     }
 

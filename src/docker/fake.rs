@@ -284,6 +284,7 @@ impl Runtime for FakeEngine {
             health_output: None,
             started_at: None,
             error: None,
+            host_ports: container.ports.clone(),
         })
     }
 

@@ -143,6 +143,8 @@ pub struct ContainerDetails {
     pub health_output: Option<String>,
     pub started_at: Option<String>,
     pub error: Option<String>,
+    /// The host ports it is configured to publish, running or not.
+    pub host_ports: Vec<u16>,
 }
 
 /// The result of a command run inside a container.

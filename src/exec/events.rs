@@ -74,6 +74,21 @@ pub enum Event {
         state: ServiceState,
         elapsed_ms: u64,
     },
+    /// A container this run created, before it starts.
+    ContainerCreated {
+        phase: PhaseNumber,
+        service: ServiceName,
+        container: String,
+    },
+    /// The old container of a replaced service, stopped and renamed `<name>-previous`.
+    SetAside {
+        phase: PhaseNumber,
+        service: ServiceName,
+        previous: String,
+    },
+    RollbackStarted {
+        phase: PhaseNumber,
+    },
     PhaseFinished {
         phase: PhaseNumber,
         elapsed_ms: u64,

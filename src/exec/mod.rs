@@ -89,6 +89,27 @@ pub struct RollbackSummary {
     pub problems: Vec<String>,
 }
 
+/// What a rollback undoes for one service: the container a run created and the one it set
+/// aside (`<name>-previous`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undo {
+    pub service: ServiceName,
+    pub action: Action,
+    pub created: Option<String>,
+    pub previous: Option<String>,
+}
+
+impl From<&StepRecord> for Undo {
+    fn from(record: &StepRecord) -> Self {
+        Self {
+            service: record.service.clone(),
+            action: record.action,
+            created: record.created.clone(),
+            previous: record.previous.clone(),
+        }
+    }
+}
+
 /// What one step did, for rollback and reporting.
 #[derive(Debug, Clone)]
 struct StepRecord {
@@ -336,10 +357,21 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
     }
 
     fn report_state(&self, phase: PhaseNumber, step: &Step, state: ServiceState, started: Instant) {
+        self.report_service(phase, &step.service, step.action, state, started);
+    }
+
+    fn report_service(
+        &self,
+        phase: PhaseNumber,
+        service: &ServiceName,
+        action: Action,
+        state: ServiceState,
+        started: Instant,
+    ) {
         self.reporter.report(&Event::Service {
             phase,
-            service: step.service.clone(),
-            action: step.action,
+            service: service.clone(),
+            action,
             state,
             elapsed_ms: millis(started.elapsed()),
         });
@@ -476,12 +508,21 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
         };
         let container = match step.action {
             Action::CheckExternal => None,
-            Action::Keep => step.existing.clone(),
+            Action::Keep | Action::Start => step.existing.clone(),
             Action::Create | Action::StartInfrastructure | Action::Replace => {
                 if step.action == Action::Replace {
                     self.report_state(phase, step, ServiceState::Replacing, phase_started);
                     match self.set_aside(step).await {
-                        Ok(previous) => record.previous = previous,
+                        Ok(previous) => {
+                            if let Some(id) = &previous {
+                                self.reporter.report(&Event::SetAside {
+                                    phase,
+                                    service: step.service.clone(),
+                                    previous: id.clone(),
+                                });
+                            }
+                            record.previous = previous;
+                        }
                         Err(error) => {
                             record.result = Err(StepFailure::docker(&error, step.existing.clone()));
                             self.report_failure(phase, step, &record, phase_started);
@@ -499,13 +540,22 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
                         return record;
                     }
                 };
+                self.reporter.report(&Event::ContainerCreated {
+                    phase,
+                    service: step.service.clone(),
+                    container: id.clone(),
+                });
                 record.created = Some(id.clone());
                 Some(id)
             }
         };
         let signal = container.as_deref().and_then(|id| self.watchers.watch(id));
         if step.action.mutates() {
-            let id = container.as_deref().expect("a created container");
+            let id = container
+                .as_deref()
+                .expect("a created or stopped container");
+            // A restarted container's old `die` is no news.
+            self.watchers.deliver(id, ContainerSignal::Running);
             self.report_state(phase, step, ServiceState::Starting, phase_started);
             if let Err(error) = self.runtime.start_container(id).await {
                 record.result = Err(StepFailure::docker(&error, Some(id.to_owned())));
@@ -680,8 +730,14 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
                 self.remove_previous(records).await;
                 // Stop every container of this run that is not healthy, the failed one
                 // included; they stay for inspection.
-                for record in records.iter().filter(|record| record.result.is_err()) {
-                    if let Some(id) = &record.created
+                for record in records.iter() {
+                    let Err(failure) = &record.result else {
+                        continue;
+                    };
+                    if let Some(id) = failure
+                        .container
+                        .as_ref()
+                        .filter(|_| record.action.mutates())
                         && let Err(error) = self
                             .runtime
                             .stop_container(id, self.options.stop_grace)
@@ -694,7 +750,10 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
                     }
                 }
             }
-            FailurePolicy::Rollback => rollback = Some(self.roll_back(phase, records).await),
+            FailurePolicy::Rollback => {
+                let undo: Vec<Undo> = records.iter().map(Undo::from).collect();
+                rollback = Some(self.roll_back(phase.number, &undo).await);
+            }
         }
         let mut blocked: Vec<ServiceName> =
             pending.iter().map(|step| step.service.clone()).collect();
@@ -795,7 +854,8 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
 
     /// Undoes the phase's changes in reverse order: new containers removed, previous ones
     /// renamed back, started and checked. Infrastructure (and demo stand-ins) stays.
-    async fn roll_back(&self, phase: &PhasePlan, records: &[StepRecord]) -> RollbackSummary {
+    async fn roll_back(&self, phase: PhaseNumber, records: &[Undo]) -> RollbackSummary {
+        self.reporter.report(&Event::RollbackStarted { phase });
         let mut summary = RollbackSummary::default();
         let started = Instant::now();
         let (_never_cancel, never) = watch::channel(false);
@@ -804,15 +864,16 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
             if !record.action.mutates() || service.kind != ServiceKind::Service {
                 continue;
             }
-            let step = phase
-                .steps
-                .iter()
-                .find(|step| step.service == record.service)
-                .expect("a step of this phase");
-            self.report_state(phase.number, step, ServiceState::RollingBack, started);
+            let container_name = self.config.container_name(&record.service);
+            let report =
+                |state| self.report_service(phase, &record.service, record.action, state, started);
+            report(ServiceState::RollingBack);
             if let Some(id) = &record.created {
+                // Already gone (a rollback cut short had removed it): as good as removed.
                 match self.runtime.remove_container(id).await {
-                    Ok(()) => summary.removed.push(record.service.clone()),
+                    Ok(()) | Err(DockerError::NotFound { .. }) => {
+                        summary.removed.push(record.service.clone())
+                    }
                     Err(error) => {
                         summary.problems.push(format!(
                             "cannot remove the new container of `{}`: {error}",
@@ -824,9 +885,12 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
             }
             if let Some(previous) = &record.previous {
                 let restored = async {
-                    self.runtime
-                        .rename_container(previous, &step.container)
-                        .await?;
+                    // A rollback cut short may have renamed it back already.
+                    if self.runtime.inspect_container(previous).await?.name != container_name {
+                        self.runtime
+                            .rename_container(previous, &container_name)
+                            .await?;
+                    }
                     // Its `die` from being set aside is old news once it starts again.
                     self.watchers.deliver(previous, ContainerSignal::Running);
                     self.runtime.start_container(previous).await?;
@@ -861,8 +925,54 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
                     )),
                 }
             }
-            self.report_state(phase.number, step, ServiceState::RolledBack, started);
+            report(ServiceState::RolledBack);
         }
+        summary
+    }
+
+    /// Applies the recovery repairs (see `plan::recovery`) before a plan is made.
+    pub async fn repair(
+        &self,
+        repairs: &[crate::plan::recovery::Repair],
+    ) -> Result<(), DockerError> {
+        use crate::plan::recovery::Repair;
+        for repair in repairs {
+            match repair {
+                Repair::Restore {
+                    service,
+                    previous,
+                    remove,
+                } => {
+                    if let Some(current) = remove {
+                        match self.runtime.remove_container(current).await {
+                            Ok(()) | Err(DockerError::NotFound { .. }) => {}
+                            Err(error) => return Err(error),
+                        }
+                    }
+                    let name = self.config.container_name(service);
+                    self.runtime.rename_container(previous, &name).await?;
+                    tracing::info!("restored `{name}` from its previous container");
+                }
+                Repair::DropPrevious { service, previous } => {
+                    self.runtime.remove_container(previous).await?;
+                    tracing::info!("removed the previous container of `{service}`");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes the rollback of `phase` that a run began (and did not end): `undo` comes
+    /// from the journal and from the containers found on the engine.
+    pub async fn finish_rollback(&self, phase: PhaseNumber, undo: &[Undo]) -> RollbackSummary {
+        self.follow_events();
+        let summary = self.roll_back(phase, undo).await;
+        self.reporter.report(&Event::RollbackFinished {
+            phase,
+            restored: summary.restored.clone(),
+            removed: summary.removed.clone(),
+            problems: summary.problems.clone(),
+        });
         summary
     }
 }

@@ -4,6 +4,7 @@
 //! step carries the reasons for its action, so that `plan` can tell "why".
 
 pub mod observed;
+pub mod recovery;
 pub mod spec;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -21,10 +22,12 @@ use observed::{
 pub use spec::{Change, Spec};
 
 /// Which phases a command works on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Selection {
     Phase(PhaseNumber),
+    /// This phase and every later one (what `resume` continues after a `phase all`).
+    From(PhaseNumber),
     All,
 }
 
@@ -32,7 +35,18 @@ impl Selection {
     pub fn phases(self) -> Vec<PhaseNumber> {
         match self {
             Self::Phase(number) => vec![number],
+            Self::From(number) => (number..=*PHASES.end()).collect(),
             Self::All => PHASES.collect(),
+        }
+    }
+
+    /// Whether `service` belongs to the selection: a platform service by its phase;
+    /// infrastructure and externals only to `all`.
+    pub fn includes(self, service: &Service) -> bool {
+        match (self, service.phase) {
+            (Self::All, _) => true,
+            (_, Some(phase)) => self.phases().contains(&phase),
+            (_, None) => false,
         }
     }
 }
@@ -41,6 +55,7 @@ impl std::fmt::Display for Selection {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Phase(number) => write!(formatter, "phase {number}"),
+            Self::From(number) => write!(formatter, "phases {number}-{}", PHASES.end()),
             Self::All => formatter.write_str("all phases"),
         }
     }
@@ -58,7 +73,7 @@ impl Default for PlanOptions {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// Start infrastructure (or a demo stand-in of an external) that this phase needs.
@@ -67,6 +82,8 @@ pub enum Action {
     Create,
     /// Stop the old container, keep it as `<name>-previous`, start a new one.
     Replace,
+    /// Up to date but stopped: start the same container again.
+    Start,
     /// Up to date and running: only its health is checked.
     Keep,
     /// An external: checked before its dependents start, never started.
@@ -79,6 +96,7 @@ impl Action {
             Self::StartInfrastructure => "start-infrastructure",
             Self::Create => "create",
             Self::Replace => "replace",
+            Self::Start => "start",
             Self::Keep => "keep",
             Self::CheckExternal => "check-external",
         }
@@ -88,7 +106,7 @@ impl Action {
     pub fn mutates(self) -> bool {
         matches!(
             self,
-            Self::StartInfrastructure | Self::Create | Self::Replace
+            Self::StartInfrastructure | Self::Create | Self::Replace | Self::Start
         )
     }
 }
@@ -562,8 +580,9 @@ fn plan_step(
                     changes: spec.changes_since(container.label(labels::SPEC_FIELDS)),
                 },
             ),
+            // Same spec, stopped (a halted run, a restored previous container): start it.
             Some(container) if container.state != ContainerState::Running => (
-                Some(true),
+                None,
                 Reason::NotRunning {
                     state: container.state.as_str().to_owned(),
                 },
@@ -589,11 +608,12 @@ fn plan_step(
                 reasons.push(Reason::DemoStandIn);
             }
         }
-        match (replace, service.kind) {
-            (Some(false), _) => Action::Keep,
-            (Some(true), _) => Action::Replace,
-            (None, ServiceKind::Service) => Action::Create,
-            (None, _) => Action::StartInfrastructure,
+        match (replace, service.kind, existing) {
+            (Some(false), _, _) => Action::Keep,
+            (Some(true), _, _) => Action::Replace,
+            (None, _, Some(_)) => Action::Start,
+            (None, ServiceKind::Service, None) => Action::Create,
+            (None, _, None) => Action::StartInfrastructure,
         }
     };
     Step {

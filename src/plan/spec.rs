@@ -166,3 +166,20 @@ impl Spec {
         changes
     }
 }
+
+/// A digest of the whole configuration as it deploys: every service's spec hash and the
+/// phases. The journal records it, so `resume` can tell the config changed since.
+pub fn config_hash(config: &Config) -> String {
+    let mut hasher = Sha256::new();
+    for service in config.services() {
+        hasher.update(service.name.as_str().as_bytes());
+        hasher.update(Spec::of(config, service).hash.as_bytes());
+    }
+    for phase in &config.phases {
+        hasher.update([phase.number]);
+        for name in &phase.services {
+            hasher.update(name.as_str().as_bytes());
+        }
+    }
+    hex::encode(&hasher.finalize()[..16])
+}

@@ -5,6 +5,7 @@
 mod commands;
 mod common;
 mod engine;
+mod resume;
 mod rollout;
 mod runtime;
 mod seeds;

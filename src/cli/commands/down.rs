@@ -14,6 +14,8 @@ pub fn run(
     printer: &Printer,
 ) -> Result<ExitStatus, CliError> {
     let config = load_config(global)?;
+    let state = super::phase::state_dir(global, &config);
+    let _lock = super::phase::take_lock(&state, printer)?;
     let graph = DependencyGraph::new(
         config
             .services()
@@ -33,10 +35,7 @@ pub fn run(
             let service = config
                 .service(name.as_str())
                 .expect("graph nodes are services");
-            let wanted = match selection {
-                Selection::All => true,
-                Selection::Phase(number) => service.phase == Some(number),
-            };
+            let wanted = selection.includes(service);
             if !wanted {
                 continue;
             }

@@ -7,5 +7,7 @@ pub mod graph;
 pub mod phase;
 pub mod plan;
 pub mod ports;
+pub mod resume;
+pub mod rollback;
 pub mod status;
 pub mod validate;

@@ -117,6 +117,7 @@ pub fn render(plan: &Plan) -> String {
                 Action::StartInfrastructure | Action::Create => "+",
                 Action::Replace => "~",
                 Action::Keep => "=",
+                Action::Start => ">",
                 Action::CheckExternal => "?",
             };
             let reasons: Vec<String> = step.reasons.iter().map(ToString::to_string).collect();

@@ -37,10 +37,7 @@ pub fn run(
         let observed = rollout::observe::observe(&runtime, &prober, &config).await?;
         let mut rows = Vec::new();
         for service in config.services() {
-            let wanted = match selection {
-                None | Some(Selection::All) => true,
-                Some(Selection::Phase(number)) => service.phase == Some(number),
-            };
+            let wanted = selection.is_none_or(|selection| selection.includes(service));
             if !wanted || (service.kind == ServiceKind::External && !config.demo) {
                 continue;
             }
