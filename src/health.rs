@@ -311,6 +311,20 @@ impl<R: Runtime> Prober for NetworkProber<'_, R> {
     }
 }
 
+/// The fake engine's prober: a container is healthy once its scripted time has passed; an
+/// external (no container) always is.
+impl Prober for crate::docker::fake::FakeEngine {
+    async fn probe(&self, _service: &Service, container_id: &str) -> ProbeResult {
+        if container_id.is_empty() {
+            return ProbeResult::Healthy;
+        }
+        match self.scripted_health(container_id) {
+            Ok(()) => ProbeResult::Healthy,
+            Err(detail) => ProbeResult::NotYet(detail),
+        }
+    }
+}
+
 /// `GET path` over HTTP/1.1; the status code.
 async fn http_get(address: SocketAddr, path: &str) -> std::io::Result<u16> {
     let mut stream = TcpStream::connect(address).await?;

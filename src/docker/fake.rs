@@ -17,8 +17,6 @@ use super::{
     ContainerDetails, ContainerEvent, ContainerEventKind, ContainerSpec, ContainerSummary,
     DockerError, DockerHealth, DockerResult, EngineInfo, ExecOutput, ImageProgress, Runtime,
 };
-use crate::health::{ProbeResult, Prober};
-use crate::model::Service;
 use crate::plan::observed::{ContainerState, labels};
 
 /// One recorded call.
@@ -522,22 +520,20 @@ fn tokio_stream_from(
     .boxed()
 }
 
-/// The fake's prober: a container is healthy once its scripted time has passed.
-impl Prober for FakeEngine {
-    async fn probe(&self, service: &Service, container_id: &str) -> ProbeResult {
-        if container_id.is_empty() {
-            return ProbeResult::Healthy;
-        }
+impl FakeEngine {
+    /// Whether the container's scripted time to healthy has passed (the fake's prober, in
+    /// `health`, asks this); otherwise what it is doing.
+    pub fn scripted_health(&self, container_id: &str) -> Result<(), String> {
         self.advance();
         let mut state = self.lock();
         match Self::find(&mut state, container_id) {
-            Ok(container) if is_healthy(container, Instant::now()) => ProbeResult::Healthy,
-            Ok(container) => ProbeResult::NotYet(format!(
+            Ok(container) if is_healthy(container, Instant::now()) => Ok(()),
+            Ok(container) => Err(format!(
                 "{} is {} and not ready",
-                service.name,
+                container.name,
                 container.state.as_str()
             )),
-            Err(error) => ProbeResult::NotYet(error.to_string()),
+            Err(error) => Err(error.to_string()),
         }
     }
 }

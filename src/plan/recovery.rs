@@ -66,3 +66,137 @@ pub fn recovery(config: &Config, observed: &ObservedHost) -> Vec<Repair> {
     }
     repairs
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::plan::observed::Observation;
+
+    fn config() -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "config/platform.toml",
+            "[platform]\nname = \"p\"\n[[ranges]]\nname = \"all\"\nports = \"1-65535\"\ncategories = [\"any\"]\n",
+        );
+        write(
+            "config/services/s.toml",
+            "[services.api]\ncategory = \"any\"\nimage = \"api:1\"\nports = [8001]\nhealth = { tcp = true }\n",
+        );
+        write(
+            "phases/1.toml",
+            "phase = 1\nname = \"one\"\nservices = [\"api\"]\n",
+        );
+        for number in 2..=4 {
+            write(
+                &format!("phases/{number}.toml"),
+                &format!("phase = {number}\nname = \"n\"\n"),
+            );
+        }
+        let config = crate::config::load(dir.path(), None).unwrap();
+        (dir, config)
+    }
+
+    fn container(
+        id: &str,
+        name: &str,
+        spec: &str,
+        state: ContainerState,
+        health: ObservedHealth,
+    ) -> ObservedContainer {
+        ObservedContainer {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            image: "api:1".to_owned(),
+            labels: BTreeMap::from([
+                (labels::PLATFORM.to_owned(), "p".to_owned()),
+                (labels::ENVIRONMENT.to_owned(), "default".to_owned()),
+                (labels::SERVICE.to_owned(), "api".to_owned()),
+                (labels::SPEC.to_owned(), spec.to_owned()),
+            ]),
+            state,
+            health,
+            started_at: None,
+        }
+    }
+
+    fn host(containers: Vec<ObservedContainer>) -> ObservedHost {
+        ObservedHost {
+            observation: Observation::EmptyHost,
+            containers,
+            ports: Vec::new(),
+            images: Default::default(),
+        }
+    }
+
+    #[test]
+    fn repairs_each_half_finished_replacement() {
+        let (_dir, config) = config();
+        let desired = Spec::of(&config, config.service("api").unwrap()).hash;
+        let api = ServiceName::new("api");
+        let previous = || {
+            container(
+                "old",
+                "p-api-previous",
+                "older",
+                ContainerState::Exited,
+                ObservedHealth::Unknown,
+            )
+        };
+
+        // Nothing half-finished: nothing to do.
+        let running = container(
+            "new",
+            "p-api",
+            &desired,
+            ContainerState::Running,
+            ObservedHealth::Healthy,
+        );
+        assert_eq!(recovery(&config, &host(vec![running.clone()])), []);
+        // Set aside, no new container yet: the previous goes back.
+        assert_eq!(
+            recovery(&config, &host(vec![previous()])),
+            [Repair::Restore {
+                service: api.clone(),
+                previous: "old".into(),
+                remove: None
+            }]
+        );
+        // The new one is up to date and healthy: only the previous goes.
+        assert_eq!(
+            recovery(&config, &host(vec![previous(), running])),
+            [Repair::DropPrevious {
+                service: api.clone(),
+                previous: "old".into()
+            }]
+        );
+        // The new one was only created (a kill before it started): it goes, the old comes back.
+        let created = container(
+            "new",
+            "p-api",
+            &desired,
+            ContainerState::Created,
+            ObservedHealth::Unknown,
+        );
+        assert_eq!(
+            recovery(&config, &host(vec![previous(), created])),
+            [Repair::Restore {
+                service: api.clone(),
+                previous: "old".into(),
+                remove: Some("new".into())
+            }]
+        );
+        // A container of another environment is never touched.
+        let mut foreign = previous();
+        foreign
+            .labels
+            .insert(labels::ENVIRONMENT.to_owned(), "staging".to_owned());
+        assert_eq!(recovery(&config, &host(vec![foreign])), []);
+    }
+}
