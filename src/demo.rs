@@ -34,6 +34,12 @@ pub fn stand_in(service: &mut Service, behaviour: DemoBehaviour, image: &str) {
         service.health.probe = Probe::Cmd {
             command: vec![BINARY_PATH.to_owned(), "probe".to_owned(), port.to_string()],
         };
+    } else if listen.is_empty() {
+        // Nothing published to probe from the host: check it from inside, like an external.
+        listen = vec![80];
+        service.health.probe = Probe::Cmd {
+            command: vec![BINARY_PATH.to_owned(), "probe".to_owned(), "80".to_owned()],
+        };
     } else if matches!(service.health.probe, Probe::Cmd { .. } | Probe::Docker) {
         service.health.probe = Probe::Tcp { target: None };
     }

@@ -148,6 +148,7 @@ pub async fn wait_until_healthy<P: Prober, R: Runtime>(
                 }
             }
             if signal.is_none()
+                && !container_id.is_empty()
                 && let Some(failure) = inspect_for_exit(runtime, container_id).await
             {
                 return Err(failure);

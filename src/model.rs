@@ -125,7 +125,7 @@ pub struct HealthCheck {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct HealthTiming {
-    /// Probes before this has passed do not count as failures.
+    /// A grace time after start: the deadline is never shorter than this.
     #[serde(with = "humantime_serde")]
     pub start_period: Duration,
     /// The first retry delay.

@@ -107,7 +107,11 @@ pub enum Command {
         phases: Selection,
     },
     /// The port allocation table, grouped by reserved range
-    Ports,
+    Ports {
+        /// Also probe each host port: free, ours, or held by something else (and by whom)
+        #[arg(long)]
+        check: bool,
+    },
     /// The dependency graph
     Graph {
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
@@ -314,7 +318,7 @@ pub fn run(arguments: Arguments, printer: &output::Printer) -> Result<ExitStatus
         Command::Rollback { phase } => commands::rollback::run(global, phase, printer),
         Command::Status { phases } => commands::status::run(global, phases, printer),
         Command::Down { phases } => commands::down::run(global, phases, printer),
-        Command::Ports => commands::ports::run(global, printer),
+        Command::Ports { check } => commands::ports::run(global, check, printer),
         Command::Graph { format } => commands::graph::run(global, format, printer),
         Command::Docs { check } => commands::docs::run(global, check, printer),
         Command::Completions { shell } => commands::completions::run(shell, printer),

@@ -778,7 +778,8 @@ fn resolve_service(
                 &BTreeSet::new(),
                 &format!("the image of `{name}`"),
             );
-            Some(resolved)
+            // No secret can be in an image: `$$` becomes `$` now.
+            Some(resolved.replace("$$", "$"))
         }
         None if kind == ServiceKind::External => None,
         None => {

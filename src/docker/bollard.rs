@@ -462,7 +462,7 @@ impl Runtime for BollardRuntime {
             .collect())
     }
 
-    async fn network_exists(&self, name: &str) -> DockerResult<bool> {
+    async fn network_labels(&self, name: &str) -> DockerResult<Option<BTreeMap<String, String>>> {
         // The name filter matches substrings and inspect also matches id prefixes: compare.
         let filters = HashMap::from([("name", vec![name])]);
         let options = ListNetworksOptionsBuilder::default()
@@ -474,8 +474,16 @@ impl Runtime for BollardRuntime {
             .await
             .map_err(|error| failure("look up network", name, error))?;
         Ok(networks
-            .iter()
-            .any(|network| network.name.as_deref() == Some(name)))
+            .into_iter()
+            .find(|network| network.name.as_deref() == Some(name))
+            .map(|network| sorted_labels(network.labels)))
+    }
+
+    async fn remove_network(&self, name: &str) -> DockerResult<()> {
+        self.docker
+            .remove_network(name)
+            .await
+            .map_err(|error| failure("remove network", name, error))
     }
 
     async fn create_network(

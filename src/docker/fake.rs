@@ -27,6 +27,7 @@ pub enum Call {
     ListImages,
     NetworkExists(String),
     CreateNetwork(String),
+    RemoveNetwork(String),
     Pull(String),
     Build(String),
     Create(String),
@@ -45,6 +46,7 @@ impl Call {
         matches!(
             self,
             Self::CreateNetwork(_)
+                | Self::RemoveNetwork(_)
                 | Self::Pull(_)
                 | Self::Build(_)
                 | Self::Create(_)
@@ -291,9 +293,15 @@ impl Runtime for FakeEngine {
         Ok(self.lock().images.clone())
     }
 
-    async fn network_exists(&self, name: &str) -> DockerResult<bool> {
+    async fn network_labels(&self, name: &str) -> DockerResult<Option<BTreeMap<String, String>>> {
         self.record(Call::NetworkExists(name.to_owned()));
-        Ok(self.lock().networks.contains(name))
+        Ok(self.lock().networks.contains(name).then(BTreeMap::new))
+    }
+
+    async fn remove_network(&self, name: &str) -> DockerResult<()> {
+        self.record(Call::RemoveNetwork(name.to_owned()));
+        self.lock().networks.remove(name);
+        Ok(())
     }
 
     async fn create_network(

@@ -197,7 +197,14 @@ pub trait Runtime: Send + Sync {
     /// Every `repository:tag` present locally.
     fn list_images(&self) -> impl Future<Output = DockerResult<BTreeSet<String>>> + Send;
 
-    fn network_exists(&self, name: &str) -> impl Future<Output = DockerResult<bool>> + Send;
+    /// The labels of the network called exactly `name`; `None` if there is none.
+    fn network_labels(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = DockerResult<Option<BTreeMap<String, String>>>> + Send;
+
+    /// Mutating.
+    fn remove_network(&self, name: &str) -> impl Future<Output = DockerResult<()>> + Send;
 
     /// Mutating. Creates a bridge network with these labels.
     fn create_network(

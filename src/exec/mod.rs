@@ -265,7 +265,7 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
             return Ok(());
         }
         let network = &self.config.platform.network;
-        if !self.runtime.network_exists(network).await? {
+        if self.runtime.network_labels(network).await?.is_none() {
             let network_labels = BTreeMap::from([
                 (
                     labels::PLATFORM.to_owned(),

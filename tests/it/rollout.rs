@@ -47,6 +47,39 @@ fn a_phase_comes_up_healthy_and_status_shows_it() {
         .find(|event| event["service"] == "web")
         .expect("web became healthy");
     assert!(web["time_to_healthy_ms"].as_u64().unwrap() >= 200, "{web}");
+    let check = demo.rollout(&["ports", "--check"]);
+    assert_eq!(
+        check
+            .stdout
+            .lines()
+            .filter(|line| line.contains(" ours "))
+            .count(),
+        4,
+        "{}",
+        check.stdout
+    );
+
+    // `down` removes every container in reverse dependency order, and the network.
+    let down = demo.rollout(&["down"]);
+    assert_ok(&down);
+    assert!(demo.containers().is_empty());
+    let order: Vec<&str> = down
+        .stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("removed `"))
+        .collect();
+    let web_position = order
+        .iter()
+        .position(|line| line.contains("-web`"))
+        .unwrap();
+    let db_position = order.iter().position(|line| line.contains("-db`")).unwrap();
+    assert!(web_position < db_position, "{order:?}");
+    assert!(
+        down.stderr
+            .contains(&format!("removed network `{}`", demo.name)),
+        "{}",
+        down.stderr
+    );
 }
 
 #[test]
@@ -152,7 +185,18 @@ fn a_port_held_by_a_foreign_listener_stops_the_run_before_any_container_starts()
     let demo = DemoPlatform::new("");
     let listener = std::net::TcpListener::bind(("127.0.0.1", demo.ports[1])).unwrap();
     let output = demo.rollout(&["phase", "1"]);
+    let check = demo.rollout(&["ports", "--check"]);
     drop(listener);
+    assert_ok(&check);
+    let line = check
+        .stdout
+        .lines()
+        .find(|line| line.starts_with(&demo.ports[1].to_string()))
+        .unwrap();
+    assert!(
+        line.contains("foreign") && line.contains(&format!("(pid {})", std::process::id())),
+        "{line}"
+    );
     assert_eq!(output.code, 3, "{}", output.snapshot());
     let expected = format!("host port {} of `api` is held by process", demo.ports[1]);
     assert!(output.stderr.contains(&expected), "{}", output.stderr);

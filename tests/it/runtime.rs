@@ -363,28 +363,31 @@ async fn runs_the_demo_service_through_its_whole_life() {
 
     // The network.
     let network = run.id.clone();
-    assert!(
-        !runtime
-            .network_exists(&network)
+    assert_eq!(
+        runtime
+            .network_labels(&network)
             .await
-            .expect("look up the network")
+            .expect("look up the network"),
+        None
     );
     runtime
         .create_network(&network, &run.labels())
         .await
         .unwrap_or_else(|error| panic!("{}", error_chain(&error)));
-    assert!(
+    assert_eq!(
         runtime
-            .network_exists(&network)
+            .network_labels(&network)
             .await
-            .expect("look up the network")
+            .expect("look up the network"),
+        Some(run.labels())
     );
     let prefix = &network[..network.len() - 1];
-    assert!(
-        !runtime
-            .network_exists(prefix)
+    assert_eq!(
+        runtime
+            .network_labels(prefix)
             .await
             .expect("look up a prefix"),
+        None,
         "a network name is matched exactly, not as a prefix"
     );
 

@@ -60,6 +60,16 @@ pub fn run(
                 removed.push(container.name.clone());
             }
         }
+        // `down all` also removes the network, if this platform and environment created it.
+        if selection == Selection::All
+            && let Some(network_labels) = runtime.network_labels(&config.platform.network).await?
+            && network_labels.get(labels::PLATFORM) == Some(&config.platform.name)
+            && network_labels.get(labels::ENVIRONMENT).map(String::as_str)
+                == Some(config.environment_label())
+        {
+            runtime.remove_network(&config.platform.network).await?;
+            printer.message(&format!("removed network `{}`", config.platform.network));
+        }
         Ok::<_, CliError>(removed)
     })?;
     if printer.is_json() {
