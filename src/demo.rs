@@ -13,6 +13,9 @@ pub const IMAGE: &str = concat!("rollout-demo:", env!("ROLLOUT_DEMO_DIGEST"));
 /// Where the demo binary lives inside its image.
 pub const BINARY_PATH: &str = "/rollout-demo";
 
+/// The env key that records which real image a stand-in stands in for.
+pub const STANDS_IN_FOR: &str = "ROLLOUT_DEMO_STANDS_IN_FOR";
+
 /// The value a secret gets in a demo, so that a demo needs no environment variables.
 pub fn secret_value(name: &str) -> String {
     format!("demo-{}", name.to_ascii_lowercase().replace('_', "-"))
@@ -45,6 +48,9 @@ pub fn stand_in(service: &mut Service, behaviour: DemoBehaviour, image: &str) {
     }
     let mut settings = BTreeMap::from([
         ("ROLLOUT_DEMO_SERVICE", service.name.to_string()),
+        // What it stands in for: a new image version of the real service is a change of
+        // the stand-in too, so demos and tests rehearse replacements.
+        (STANDS_IN_FOR, service.image.clone().unwrap_or_default()),
         (
             "ROLLOUT_DEMO_PORTS",
             listen

@@ -118,26 +118,47 @@ impl BollardRuntime {
 
 /// Opens a client for `host` (no request is made yet).
 fn open(host: Option<&str>) -> Result<Docker, Box<dyn std::error::Error + Send + Sync>> {
+    open_with(host, certificate_directory)
+}
+
+/// [`open`], with the place of the TLS client certificates given.
+fn open_with(
+    host: Option<&str>,
+    certificate_directory: impl Fn() -> Result<
+        std::path::PathBuf,
+        Box<dyn std::error::Error + Send + Sync>,
+    >,
+) -> Result<Docker, Box<dyn std::error::Error + Send + Sync>> {
     let docker = match host {
         None => Docker::connect_with_local_defaults()?,
         Some(host) if host.starts_with("unix://") => {
             Docker::connect_with_unix(host, REQUEST_TIMEOUT.as_secs(), API_DEFAULT_VERSION)?
         }
-        Some(host) if host.starts_with("tcp://") || host.starts_with("http://") => {
-            if tls_requested() {
-                return Err(EngineMessage::boxed(
-                    "DOCKER_TLS_VERIFY is set, but TLS connections to the engine are not \
-                     supported yet\nhint: unset DOCKER_TLS_VERIFY to connect without TLS, or \
-                     connect through an SSH tunnel to a local socket",
-                ));
+        Some(host)
+            if host.starts_with("https://") || (host.starts_with("tcp://") && tls_requested()) =>
+        {
+            let directory = certificate_directory()?;
+            let [key, cert, ca] =
+                ["key.pem", "cert.pem", "ca.pem"].map(|file| directory.join(file));
+            for path in [&key, &cert, &ca] {
+                if !path.is_file() {
+                    return Err(EngineMessage::boxed(format!(
+                        "TLS to the engine needs `{}`, which does not exist\nhint: set DOCKER_CERT_PATH to the directory with key.pem, cert.pem and ca.pem (as for the docker CLI), or unset DOCKER_TLS_VERIFY",
+                        path.display()
+                    )));
+                }
             }
-            Docker::connect_with_http(host, REQUEST_TIMEOUT.as_secs(), API_DEFAULT_VERSION)?
+            Docker::connect_with_ssl(
+                host,
+                &key,
+                &cert,
+                &ca,
+                REQUEST_TIMEOUT.as_secs(),
+                API_DEFAULT_VERSION,
+            )?
         }
-        Some(host) if host.starts_with("https://") => {
-            return Err(EngineMessage::boxed(
-                "TLS connections to the engine are not supported yet\nhint: use a `unix://` \
-                 socket, or `tcp://` without TLS",
-            ));
+        Some(host) if host.starts_with("tcp://") || host.starts_with("http://") => {
+            Docker::connect_with_http(host, REQUEST_TIMEOUT.as_secs(), API_DEFAULT_VERSION)?
         }
         Some(host) => {
             return Err(EngineMessage::boxed(format!(
@@ -146,6 +167,19 @@ fn open(host: Option<&str>) -> Result<Docker, Box<dyn std::error::Error + Send +
         }
     };
     Ok(docker.with_timeout(REQUEST_TIMEOUT))
+}
+
+/// Where the client certificates are: DOCKER_CERT_PATH, else `~/.docker` (as the docker CLI).
+fn certificate_directory() -> Result<std::path::PathBuf, Box<dyn std::error::Error + Send + Sync>> {
+    if let Some(path) = std::env::var_os("DOCKER_CERT_PATH").filter(|path| !path.is_empty()) {
+        return Ok(path.into());
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => Ok(std::path::PathBuf::from(home).join(".docker")),
+        None => Err(EngineMessage::boxed(
+            "TLS to the engine needs client certificates: set DOCKER_CERT_PATH",
+        )),
+    }
 }
 
 /// Whether `DOCKER_TLS_VERIFY` asks for TLS (the Docker CLI treats any non-empty value so).
@@ -814,8 +848,17 @@ mod tests {
             error.to_string().contains("not a supported engine address"),
             "{error}"
         );
-        let error = open(Some("https://example.org:2376")).expect_err("tls is not supported");
-        assert!(error.to_string().contains("TLS"), "{error}");
+        // TLS needs the client certificates, as the docker CLI does; a missing one is named.
+        let empty = tempfile::tempdir().unwrap();
+        let directory = empty.path().to_path_buf();
+        let error = open_with(Some("https://staging-docker.internal:2376"), || {
+            Ok(directory.clone())
+        })
+        .expect_err("no certificates");
+        assert!(
+            error.to_string().contains("key.pem") && error.to_string().contains("DOCKER_CERT_PATH"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -429,3 +429,29 @@ async fn an_interrupt_stops_new_work_and_lets_the_flight_land() {
     // postgres was in flight; nothing after it started.
     assert_eq!(starts(&fake), ["t-postgres"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_of_a_changed_platform_makes_no_mutating_call() {
+    let dir = platform("", PHASE_ONE, "halt");
+    let config = load(&dir);
+    let fake = fake_with_images();
+    run(&config, &fake, options()).await;
+    // Change every service: the dry run must find replacements, and still change nothing.
+    std::fs::write(
+        dir.path().join("config/platform.toml"),
+        "[platform]\nname = \"t\"\n[vars]\nTAG = \"2\"\n[[ranges]]\nname = \"all\"\nports = \"1-65535\"\ncategories = [\"any\"]\n",
+    )
+    .unwrap();
+    let config = load(&dir);
+    fake.clear_calls();
+    let observed = crate::observe::observe(&fake, &fake, &config)
+        .await
+        .unwrap();
+    let plan = crate::plan::plan(&config, Selection::All, &observed, PlanOptions::default());
+    assert!(
+        plan.steps().any(|step| step.action == Action::Replace),
+        "{plan:?}"
+    );
+    assert!(!fake.calls().is_empty(), "the dry run did observe");
+    assert_eq!(fake.mutating_calls(), []);
+}

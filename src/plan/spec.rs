@@ -96,8 +96,14 @@ impl Spec {
                 )
             })
             .collect();
+        let image = service.image.clone().unwrap_or_default();
+        // A demo stand-in names the image it stands in for, so that a diff says so.
+        let image = match service.env.get(crate::demo::STANDS_IN_FOR) {
+            Some(original) if !original.0.is_empty() => format!("{image} (demo of {})", original.0),
+            _ => image,
+        };
         let fields = SpecFields {
-            image: service.image.clone().unwrap_or_default(),
+            image,
             env: service
                 .env
                 .iter()
@@ -133,7 +139,11 @@ impl Spec {
                 to: new.image.clone(),
             });
         }
-        for (key, value) in &new.env {
+        for (key, value) in new
+            .env
+            .iter()
+            .filter(|(key, _)| key.as_str() != crate::demo::STANDS_IN_FOR)
+        {
             match old.env.get(key) {
                 None => changes.push(Change::EnvAdded { key: key.clone() }),
                 Some(previous) if previous != value => {

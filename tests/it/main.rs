@@ -4,6 +4,7 @@
 
 mod commands;
 mod common;
+mod dryrun;
 mod engine;
 mod resume;
 mod rollout;
