@@ -7,7 +7,6 @@
 //! inspect. This module knows services and containers, not plans.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -214,8 +213,9 @@ async fn inspect_for_exit<R: Runtime>(runtime: &R, container_id: &str) -> Option
 /// `cmd` through `docker exec`, `docker` through the container's own health status.
 pub struct NetworkProber<'a, R: Runtime> {
     runtime: &'a R,
-    /// The address host ports are reached on: 127.0.0.1 for a local engine.
-    address: std::net::IpAddr,
+    /// The host the published ports are reached on: 127.0.0.1 for a local engine, the
+    /// engine's host for a remote one.
+    host: String,
     /// TCP checks to a published port go through Docker's userland proxy, which accepts
     /// even when nothing listens inside; it then closes at once. Waiting this long for
     /// that close tells the two apart.
@@ -223,10 +223,10 @@ pub struct NetworkProber<'a, R: Runtime> {
 }
 
 impl<'a, R: Runtime> NetworkProber<'a, R> {
-    pub fn new(runtime: &'a R, address: std::net::IpAddr) -> Self {
+    pub fn new(runtime: &'a R, host: impl Into<String>) -> Self {
         Self {
             runtime,
-            address,
+            host: host.into(),
             proxy_grace: Duration::from_millis(30),
         }
     }
@@ -244,7 +244,7 @@ impl<R: Runtime> Prober for NetworkProber<'_, R> {
                     let Some(port) = port else {
                         return ProbeResult::NotYet("no host port".into());
                     };
-                    let address = SocketAddr::new(self.address, port);
+                    let address = (self.host.as_str(), port);
                     let mut outputs = Vec::new();
                     for path in paths {
                         match http_get(address, path).await {
@@ -261,7 +261,7 @@ impl<R: Runtime> Prober for NetworkProber<'_, R> {
                     let Some(port) = port else {
                         return ProbeResult::NotYet("no host port".into());
                     };
-                    tcp_through_proxy(SocketAddr::new(self.address, port), self.proxy_grace).await
+                    tcp_through_proxy((self.host.as_str(), port), self.proxy_grace).await
                 }
                 Probe::Tcp {
                     target: Some(target),
@@ -327,7 +327,7 @@ impl Prober for crate::docker::fake::FakeEngine {
 }
 
 /// `GET path` over HTTP/1.1; the status code.
-async fn http_get(address: SocketAddr, path: &str) -> std::io::Result<u16> {
+async fn http_get(address: (&str, u16), path: &str) -> std::io::Result<u16> {
     let mut stream = TcpStream::connect(address).await?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: rollout\r\nConnection: close\r\n\r\n"
@@ -362,8 +362,9 @@ async fn http_get(address: SocketAddr, path: &str) -> std::io::Result<u16> {
 
 /// A TCP connect that counts only if the connection stays open for `grace`: Docker's
 /// userland proxy accepts on the host port even when nothing listens inside, then closes.
-async fn tcp_through_proxy(address: SocketAddr, grace: Duration) -> ProbeResult {
-    let mut stream = match TcpStream::connect(address).await {
+async fn tcp_through_proxy(endpoint: (&str, u16), grace: Duration) -> ProbeResult {
+    let address = format!("{}:{}", endpoint.0, endpoint.1);
+    let mut stream = match TcpStream::connect(endpoint).await {
         Ok(stream) => stream,
         Err(error) => return ProbeResult::NotYet(format!("connect {address}: {error}")),
     };
@@ -405,7 +406,7 @@ mod tests {
     #[tokio::test]
     async fn tcp_through_proxy_tells_a_listener_from_an_instant_close() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
+        let address = ("127.0.0.1", listener.local_addr().unwrap().port());
         // A listener that keeps connections open: healthy.
         let keep = tokio::spawn(async move {
             let (socket, _) = listener.accept().await.unwrap();
@@ -420,7 +421,7 @@ mod tests {
 
         // A "proxy" that accepts and closes at once: not yet.
         let closing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let closing_address = closing.local_addr().unwrap();
+        let closing_address = ("127.0.0.1", closing.local_addr().unwrap().port());
         tokio::spawn(async move {
             loop {
                 let (socket, _) = closing.accept().await.unwrap();
