@@ -146,8 +146,8 @@ impl Default for HealthTiming {
     fn default() -> Self {
         Self {
             start_period: Duration::ZERO,
-            interval: Duration::from_millis(50),
-            max_interval: Duration::from_millis(500),
+            interval: Duration::from_millis(20),
+            max_interval: Duration::from_millis(100),
             timeout: Duration::from_secs(60),
             attempt_timeout: Duration::from_secs(2),
         }
