@@ -147,7 +147,7 @@ impl Default for HealthTiming {
         Self {
             start_period: Duration::ZERO,
             interval: Duration::from_millis(20),
-            max_interval: Duration::from_millis(100),
+            max_interval: Duration::from_millis(75),
             timeout: Duration::from_secs(60),
             attempt_timeout: Duration::from_secs(2),
         }

@@ -69,7 +69,12 @@ pub async fn observe<R: Runtime, P: Prober>(
             ContainerState::Created | ContainerState::Restarting
         ) && summary.published_ports.is_empty()
         {
-            let details = runtime.inspect_container(&summary.id).await?;
+            // Gone since the list (a removal in flight): it holds nothing any more.
+            let details = match runtime.inspect_container(&summary.id).await {
+                Ok(details) => details,
+                Err(crate::docker::DockerError::NotFound { .. }) => continue,
+                Err(error) => return Err(error),
+            };
             for port in details.host_ports {
                 ports.push(PortUse {
                     port,

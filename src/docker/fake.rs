@@ -119,7 +119,8 @@ impl FakeEngine {
                 host: "fake://engine".to_owned(),
                 version: "0.0.0-fake".to_owned(),
                 api_version: "1.41".to_owned(),
-                local: true,
+                // Not this machine: the observer must not read this host's /proc for it.
+                local: false,
             },
         }
     }

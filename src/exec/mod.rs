@@ -42,6 +42,10 @@ pub struct RunOptions {
     pub pull: bool,
     /// How long a stopped container gets between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
+    /// At most this many container creates and starts at once. An engine does them little
+    /// faster side by side (see docs/performance.md), so fewer at once, critical path
+    /// first, gets the services that others wait for up sooner.
+    pub engine_slots: usize,
 }
 
 impl RunOptions {
@@ -53,6 +57,7 @@ impl RunOptions {
             timeout: None,
             pull: true,
             stop_grace: Duration::from_secs(10),
+            engine_slots: 8,
         }
     }
 }
@@ -187,6 +192,8 @@ pub struct Executor<'a, R: Runtime, P: Prober> {
     /// Turns true on Ctrl-C / SIGTERM.
     interrupt: watch::Receiver<bool>,
     watchers: Watchers,
+    /// Bounds the creates and starts in flight (`RunOptions::engine_slots`).
+    engine_slots: tokio::sync::Semaphore,
 }
 
 impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
@@ -204,6 +211,7 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
                 .iter()
                 .map(|s| (&s.name, s.depends_on.as_slice())),
         );
+        let engine_slots = tokio::sync::Semaphore::new(options.engine_slots.max(1));
         Self {
             config,
             runtime,
@@ -213,6 +221,7 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
             graph,
             interrupt,
             watchers: Watchers::default(),
+            engine_slots,
         }
     }
 
@@ -397,7 +406,11 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
         let limit = self.options.parallel.unwrap_or(usize::MAX).max(1);
         let (cancel, cancelled) = watch::channel(false);
         let mut interrupt = self.interrupt.clone();
+        // Critical path first: a step with a longer chain of dependents behind it in this
+        // phase goes first when several are ready (the plan's order breaks ties).
+        let height = chain_heights(phase);
         let mut pending: Vec<&Step> = phase.steps.iter().collect();
+        pending.sort_by_key(|step| std::cmp::Reverse(height[&step.service]));
         let mut healthy: HashSet<ServiceName> = HashSet::new();
         let mut records: Vec<StepRecord> = Vec::new();
         let mut in_flight = FuturesUnordered::new();
@@ -506,6 +519,7 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
             previous: None,
             result: Ok(()),
         };
+        let mut slot = None;
         let container = match step.action {
             Action::CheckExternal => None,
             Action::Keep | Action::Start => step.existing.clone(),
@@ -530,6 +544,12 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
                         }
                     }
                 }
+                slot = Some(
+                    self.engine_slots
+                        .acquire()
+                        .await
+                        .expect("the semaphore is never closed"),
+                );
                 self.report_state(phase, step, ServiceState::Creating, phase_started);
                 let spec = self.container_spec(service, step, secrets);
                 let id = match self.runtime.create_container(&spec).await {
@@ -556,8 +576,18 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
                 .expect("a created or stopped container");
             // A restarted container's old `die` is no news.
             self.watchers.deliver(id, ContainerSignal::Running);
+            if slot.is_none() {
+                slot = Some(
+                    self.engine_slots
+                        .acquire()
+                        .await
+                        .expect("the semaphore is never closed"),
+                );
+            }
             self.report_state(phase, step, ServiceState::Starting, phase_started);
-            if let Err(error) = self.runtime.start_container(id).await {
+            let started = self.runtime.start_container(id).await;
+            drop(slot);
+            if let Err(error) = started {
                 record.result = Err(StepFailure::docker(&error, Some(id.to_owned())));
                 self.report_failure(phase, step, &record, phase_started);
                 return record;
@@ -727,7 +757,9 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
         let mut rollback = None;
         match policy {
             FailurePolicy::Halt => {
-                self.remove_previous(records).await;
+                // The replaced containers stay, stopped, as `-previous` until the phase is
+                // done: `rollback` can still restore them, and `resume` drops them once
+                // their replacements are healthy and up to date.
                 // Stop every container of this run that is not healthy, the failed one
                 // included; they stay for inspection.
                 for record in records.iter() {
@@ -964,9 +996,17 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
 
     /// Finishes the rollback of `phase` that a run began (and did not end): `undo` comes
     /// from the journal and from the containers found on the engine.
-    pub async fn finish_rollback(&self, phase: PhaseNumber, undo: &[Undo]) -> RollbackSummary {
+    /// `known_problems` are what the caller already found it cannot undo; they count as
+    /// problems of the rollback (the journal then says `rollback-failed`).
+    pub async fn finish_rollback(
+        &self,
+        phase: PhaseNumber,
+        undo: &[Undo],
+        known_problems: Vec<String>,
+    ) -> RollbackSummary {
         self.follow_events();
-        let summary = self.roll_back(phase, undo).await;
+        let mut summary = self.roll_back(phase, undo).await;
+        summary.problems.splice(0..0, known_problems);
         self.reporter.report(&Event::RollbackFinished {
             phase,
             restored: summary.restored.clone(),
@@ -979,6 +1019,22 @@ impl<'a, R: Runtime, P: Prober> Executor<'a, R, P> {
 
 #[cfg(test)]
 mod tests;
+
+/// For each step, the length of the longest chain of steps in the phase that wait for it,
+/// itself included.
+fn chain_heights(phase: &PhasePlan) -> HashMap<ServiceName, usize> {
+    let mut height: HashMap<ServiceName, usize> = HashMap::new();
+    // Steps come in start order, so every dependent comes after what it waits for.
+    for step in phase.steps.iter().rev() {
+        let own = height.get(&step.service).copied().unwrap_or(1);
+        height.insert(step.service.clone(), own);
+        for dependency in &step.waits_for {
+            let entry = height.entry(dependency.clone()).or_insert(1);
+            *entry = (*entry).max(own + 1);
+        }
+    }
+    height
+}
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)

@@ -248,3 +248,48 @@ fn a_kill_during_a_rollback_is_resumed() {
         );
     }
 }
+
+#[test]
+fn rollback_undoes_the_last_rollout_of_a_phase_after_a_halt_and_after_a_kill() {
+    let demo = DemoPlatform::new("");
+    assert_ok(&demo.rollout(&["phase", "1"]));
+    let before = demo.containers();
+    let ids = |map: &std::collections::BTreeMap<String, (String, String)>| {
+        map.values().map(|(id, _)| id.clone()).collect::<Vec<_>>()
+    };
+
+    // A halted rollout of a new version: api is replaced and healthy, worker never gets ready.
+    demo.overlay("2", "[demo.services.worker]\nfail = \"never-ready\"\n");
+    assert_eq!(demo.rollout(&["phase", "1", "--timeout", "2s"]).code, 1);
+    assert_ne!(ids(&demo.containers()), ids(&before));
+    let rolled_back = demo.rollout(&["rollback", "1"]);
+    assert_ok(&rolled_back);
+    assert_eq!(
+        ids(&demo.containers()),
+        ids(&before),
+        "{}",
+        rolled_back.snapshot()
+    );
+    assert_phase_one_converged(&demo);
+
+    // A rollout killed in the middle of replacing: `rollback 1` restores what it replaced.
+    demo.overlay("3", "");
+    let mut child = spawn(&demo, &["--output", "json", "phase", "1"]);
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        if line.unwrap().contains("\"container-created\"") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let rolled_back = demo.rollout(&["rollback", "1"]);
+    assert_ok(&rolled_back);
+    assert_eq!(
+        ids(&demo.containers()),
+        ids(&before),
+        "{}",
+        rolled_back.snapshot()
+    );
+    assert_phase_one_converged(&demo);
+}

@@ -15,7 +15,7 @@ pub fn run(
 ) -> Result<ExitStatus, CliError> {
     let config = load_config(global)?;
     let state = super::phase::state_dir(global, &config);
-    let _lock = super::phase::take_lock(&state, printer)?;
+    let _lock = super::phase::take_lock(&state, printer, super::phase::stop_grace(&config))?;
     let graph = DependencyGraph::new(
         config
             .services()
@@ -67,8 +67,14 @@ pub fn run(
             && network_labels.get(labels::ENVIRONMENT).map(String::as_str)
                 == Some(config.environment_label())
         {
-            runtime.remove_network(&config.platform.network).await?;
-            printer.message(&format!("removed network `{}`", config.platform.network));
+            // Another environment of the platform may still use it: then it stays.
+            match runtime.remove_network(&config.platform.network).await {
+                Ok(()) => printer.message(&format!("removed network `{}`", config.platform.network)),
+                Err(error) => printer.warning(&format!(
+                    "the network `{}` stays: {error} (another environment's containers may still use it)",
+                    config.platform.network
+                )),
+            }
         }
         Ok::<_, CliError>(removed)
     })?;

@@ -29,7 +29,7 @@ pub fn run(
         return super::plan::run(global, arguments.phases, !arguments.no_pull, printer);
     }
     let state = state_dir(global, &config);
-    let _lock = take_lock(&state, printer)?;
+    let _lock = take_lock(&state, printer, stop_grace(&config))?;
     let options = RunOptions {
         parallel: arguments.parallel.map(usize::from),
         on_failure: arguments.on_failure.map(|policy| match policy {
@@ -70,12 +70,22 @@ pub fn state_dir(global: &GlobalOptions, config: &Config) -> StateDir {
 }
 
 /// Takes the state dir's lock, warning when it takes over a stale one.
-pub fn take_lock(state: &StateDir, printer: &Printer) -> Result<rollout::state::Lock, CliError> {
+///
+/// A stale lock means a rollout died: the Docker calls it had in flight (a stop takes up to
+/// its grace period) still finish on the engine. `settle` is how long to give them before
+/// looking at the engine.
+pub fn take_lock(
+    state: &StateDir,
+    printer: &Printer,
+    settle: Duration,
+) -> Result<rollout::state::Lock, CliError> {
     let (lock, stale) = state.lock()?;
     if let Some(holder) = stale {
         printer.warning(&format!(
-            "took over a stale lock of a process that no longer runs ({holder})"
+            "took over a stale lock of a process that no longer runs ({holder}); giving its Docker calls {} to finish",
+            humantime::format_duration(settle)
         ));
+        std::thread::sleep(settle);
     }
     Ok(lock)
 }
@@ -92,7 +102,9 @@ pub async fn roll_out(
 ) -> Result<ExitStatus, CliError> {
     let runtime = engine::connect(config).await?;
     let prober = NetworkProber::new(&runtime, engine::probe_address(config, runtime.engine()));
-    let selection = match journal.remaining_phases().as_slice() {
+    let remaining = journal.remaining_phases();
+    let selection = match remaining.as_slice() {
+        _ if remaining == journal.selection.phases() => journal.selection,
         [] => journal.selection,
         [only] => Selection::Phase(*only),
         [first, ..] if journal.selection == Selection::Phase(*first) => Selection::Phase(*first),

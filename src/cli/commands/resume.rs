@@ -20,7 +20,7 @@ pub fn run(
 ) -> Result<ExitStatus, CliError> {
     let config = load_config(global)?;
     let state = state_dir(global, &config);
-    let _lock = take_lock(&state, printer)?;
+    let _lock = take_lock(&state, printer, stop_grace(&config))?;
     let Some(mut journal) = state.read_journal()? else {
         printer.data(&format!(
             "nothing to resume: no rollout is recorded in `{}`",

@@ -20,7 +20,7 @@ pub fn run(
 ) -> Result<ExitStatus, CliError> {
     let config = load_config(global)?;
     let state = state_dir(global, &config);
-    let _lock = take_lock(&state, printer)?;
+    let _lock = take_lock(&state, printer, stop_grace(&config))?;
     let Some(journal) = state.read_journal()? else {
         printer.data(&format!(
             "nothing to roll back: no rollout is recorded in `{}`",
@@ -60,7 +60,9 @@ pub async fn finish(
         ..RunOptions::new(run_id())
     };
     let executor = Executor::new(config, &runtime, &prober, &recorder, options, interrupt);
-    let summary = executor.finish_rollback(phase, &undo).await;
+    let summary = executor
+        .finish_rollback(phase, &undo, std::mem::take(&mut problems))
+        .await;
     problems.extend(summary.problems.iter().cloned());
     if problems.is_empty() {
         printer.data(&format!(
@@ -121,7 +123,26 @@ fn undo_list(
         // rollback that was cut short.
         let previous = ours(&format!("{name}-previous"))
             .or_else(|| ours(&name).filter(|id| entry.previous.as_ref() == Some(id)));
+        let untouched = entry.previous.is_none() && entry.container.is_none();
         if entry.action == rollout::plan::Action::Replace && previous.is_none() {
+            // Never set aside (the run stopped before it got there): nothing to undo, but it
+            // may have been stopped just before the kill; then it is started again.
+            if untouched {
+                let stopped = observed.containers.iter().find(|container| {
+                    container.name == name
+                        && container.is_ours(&config.platform.name, environment)
+                        && container.state != rollout::plan::observed::ContainerState::Running
+                });
+                if let Some(container) = stopped {
+                    undo.push(Undo {
+                        service: service.clone(),
+                        action: entry.action,
+                        created: None,
+                        previous: Some(container.id.clone()),
+                    });
+                }
+                continue;
+            }
             problems.push(format!(
                 "`{service}` cannot be restored: its previous container was removed when the rollout finished"
             ));
@@ -139,5 +160,21 @@ fn undo_list(
             previous,
         });
     }
+    // In start order, so that the rollback (which goes backwards) undoes dependents first.
+    let graph = rollout::graph::DependencyGraph::new(
+        config
+            .services()
+            .iter()
+            .map(|s| (&s.name, s.depends_on.as_slice())),
+    );
+    let order = graph
+        .order(|name| name.clone())
+        .expect("a valid config has no cycles");
+    let position: std::collections::HashMap<&rollout::model::ServiceName, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(p, name)| (name, p))
+        .collect();
+    undo.sort_by_key(|entry| position.get(&entry.service).copied().unwrap_or(usize::MAX));
     (undo, problems)
 }
