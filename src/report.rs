@@ -217,31 +217,11 @@ pub fn ports_text(report: &PortsReport) -> String {
                 ]
             })
             .collect();
-        let header = ["PORT", "SERVICE", "TITLE", "KIND", "PHASE", "RANGE"];
-        let widths: Vec<usize> = (0..header.len())
-            .map(|column| {
-                rows.iter()
-                    .map(|row| row[column].chars().count())
-                    .chain([header[column].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let line = |cells: Vec<&str>| {
-            let mut line = String::from("  ");
-            for (column, cell) in cells.iter().enumerate() {
-                if column + 1 == cells.len() {
-                    line.push_str(cell);
-                } else {
-                    let _ = write!(line, "{cell:<width$}  ", width = widths[column]);
-                }
-            }
-            line.trim_end().to_owned()
-        };
-        let _ = writeln!(text, "{}", line(header.to_vec()));
-        for row in &rows {
-            let _ = writeln!(text, "{}", line(row.iter().map(String::as_str).collect()));
-        }
+        text.push_str(&table(
+            &["PORT", "SERVICE", "TITLE", "KIND", "PHASE", "RANGE"],
+            &rows,
+            "  ",
+        ));
         text.push('\n');
     }
     let _ = writeln!(text, "Reserved ranges");
@@ -265,6 +245,33 @@ pub fn ports_text(report: &PortsReport) -> String {
         for conflict in &report.conflicts {
             let _ = writeln!(text, "  - {}: {}", conflict.topic, conflict.resolution);
         }
+    }
+    text
+}
+
+/// Left-aligned columns two spaces apart, each line indented by `indent`.
+pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]], indent: &str) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|column| {
+            rows.iter()
+                .map(|row| row[column].chars().count())
+                .chain([header[column].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut text = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut line = String::from(indent);
+        for (column, cell) in cells.iter().enumerate() {
+            let _ = write!(line, "{cell:<width$}  ", width = widths[column]);
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
     }
     text
 }

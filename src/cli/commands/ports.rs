@@ -80,9 +80,10 @@ pub fn run(global: &GlobalOptions, check: bool, printer: &Printer) -> Result<Exi
                 ]
             })
             .collect();
-        printer.data(&super::status::table(
+        printer.data(&rollout::report::table(
             &["PORT", "SERVICE", "STATUS", "HELD BY"],
             &rows,
+            "",
         ));
     }
     Ok(ExitStatus::Success)

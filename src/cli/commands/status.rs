@@ -117,33 +117,6 @@ pub fn run(
             ]
         })
         .collect();
-    printer.data(&table(&header, &cells));
+    printer.data(&rollout::report::table(&header, &cells, ""));
     Ok(ExitStatus::Success)
-}
-
-/// Left-aligned columns, two spaces apart.
-pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
-    let widths: Vec<usize> = (0..N)
-        .map(|column| {
-            rows.iter()
-                .map(|row| row[column].chars().count())
-                .chain([header[column].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut text = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let mut line = String::new();
-        for (column, cell) in cells.iter().enumerate() {
-            line.push_str(&format!("{cell:<width$}  ", width = widths[column]));
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
-    text
 }
