@@ -146,7 +146,21 @@ impl DemoPlatform {
 
 impl Drop for DemoPlatform {
     fn drop(&mut self) {
-        remove_everything_labelled(&format!("io.rollout.platform={}", self.name));
+        // A killed `rollout` may have a create in flight that the engine finishes after the
+        // first sweep: sweep until two in a row, half a second apart, find nothing.
+        let label = format!("io.rollout.platform={}", self.name);
+        let mut quiet = 0;
+        for _ in 0..20 {
+            if remove_everything_labelled(&label) {
+                quiet = 0;
+            } else {
+                quiet += 1;
+                if quiet == 2 {
+                    break;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
         let _ = Command::new("docker")
             .args(["network", "rm", &self.name])
             .output();
@@ -156,13 +170,13 @@ impl Drop for DemoPlatform {
     }
 }
 
-/// Removes every container carrying `label` (`key=value`): only ours.
-pub fn remove_everything_labelled(label: &str) {
+/// Removes every container carrying `label` (`key=value`): only ours. Whether it found any.
+pub fn remove_everything_labelled(label: &str) -> bool {
     let Ok(output) = Command::new("docker")
         .args(["ps", "-aq", "--filter", &format!("label={label}")])
         .output()
     else {
-        return;
+        return false;
     };
     let ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -174,4 +188,5 @@ pub fn remove_everything_labelled(label: &str) {
             .args(&ids)
             .output();
     }
+    !ids.is_empty()
 }
