@@ -465,8 +465,6 @@ fn single_start_cost(bench: &Bench) -> (Duration, Duration) {
         let engine = rollout::docker::bollard::BollardRuntime::connect(None)
             .await
             .expect("the local engine");
-        // Like the rollout's containers: on the platform's own network, with an alias and a
-        // published port.
         let labels = BTreeMap::from([("io.rollout.platform".to_owned(), bench.name.clone())]);
         if engine
             .network_labels(&bench.name)
@@ -479,15 +477,16 @@ fn single_start_cost(bench: &Bench) -> (Duration, Duration) {
                 .await
                 .expect("create the network");
         }
-        let mut costs = Vec::new();
-        for attempt in 0..5 {
+        // A container like the rollout's: on the platform's network, with an alias and a
+        // published port.
+        let spec_named = |name: String| {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .expect("a free port")
                 .local_addr()
                 .expect("an address")
                 .port();
-            let spec = ContainerSpec {
-                name: format!("{}-startcost{attempt}", bench.name),
+            ContainerSpec {
+                name: format!("{}-{name}", bench.name),
                 image: bench.image(),
                 env: vec!["ROLLOUT_DEMO_PORTS=80".to_owned()],
                 labels: labels.clone(),
@@ -497,9 +496,13 @@ fn single_start_cost(bench: &Bench) -> (Duration, Duration) {
                     container: 80,
                 }],
                 network: bench.name.clone(),
-                aliases: vec![format!("startcost{attempt}")],
+                aliases: vec![name],
                 command: None,
-            };
+            }
+        };
+        let mut costs = Vec::new();
+        for attempt in 0..5 {
+            let spec = spec_named(format!("startcost{attempt}"));
             let started = Instant::now();
             let id = engine.create_container(&spec).await.expect("create");
             engine.start_container(&id).await.expect("start");
@@ -509,27 +512,7 @@ fn single_start_cost(bench: &Bench) -> (Duration, Duration) {
         costs.sort();
         // The engine's throughput: eight at once, the time per container.
         let specs: Vec<ContainerSpec> = (0..8)
-            .map(|index| {
-                let port = std::net::TcpListener::bind("127.0.0.1:0")
-                    .expect("a free port")
-                    .local_addr()
-                    .expect("an address")
-                    .port();
-                ContainerSpec {
-                    name: format!("{}-throughput{index}", bench.name),
-                    image: bench.image(),
-                    env: vec!["ROLLOUT_DEMO_PORTS=80".to_owned()],
-                    labels: labels.clone(),
-                    ports: vec![rollout::docker::PortBinding {
-                        address: "127.0.0.1".to_owned(),
-                        host: port,
-                        container: 80,
-                    }],
-                    network: bench.name.clone(),
-                    aliases: vec![format!("throughput{index}")],
-                    command: None,
-                }
-            })
+            .map(|index| spec_named(format!("throughput{index}")))
             .collect();
         let started = Instant::now();
         let ids = futures_util::future::join_all(specs.iter().map(|spec| async {

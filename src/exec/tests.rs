@@ -17,10 +17,7 @@ fn platform(extra_services: &str, phase_one: &str, on_failure: &str) -> tempfile
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     };
-    write(
-        "config/platform.toml",
-        "[platform]\nname = \"t\"\n[vars]\nTAG = \"1\"\n[[ranges]]\nname = \"all\"\nports = \"1-65535\"\ncategories = [\"any\"]\n",
-    );
+    write("config/platform.toml", &platform_toml("1"));
     write(
         "config/services/s.toml",
         &format!(
@@ -69,6 +66,17 @@ health = {{ http = "/health", timeout = "5s" }}
         );
     }
     dir
+}
+
+fn platform_toml(tag: &str) -> String {
+    format!(
+        "[platform]\nname = \"t\"\n[vars]\nTAG = \"{tag}\"\n[[ranges]]\nname = \"all\"\nports = \"1-65535\"\ncategories = [\"any\"]\n"
+    )
+}
+
+/// A new image version for every platform service.
+fn set_tag(dir: &tempfile::TempDir, tag: &str) {
+    std::fs::write(dir.path().join("config/platform.toml"), platform_toml(tag)).unwrap();
 }
 
 const PHASE_ONE: &str = r#""api", "worker", "web""#;
@@ -309,11 +317,7 @@ async fn a_changed_service_is_replaced_and_the_previous_removed_once_healthy() {
     let fake = fake_with_images();
     run(&config, &fake, options()).await;
     let old_api = fake.container_named("t-api").unwrap().id;
-    std::fs::write(
-        dir.path().join("config/platform.toml"),
-        "[platform]\nname = \"t\"\n[vars]\nTAG = \"2\"\n[[ranges]]\nname = \"all\"\nports = \"1-65535\"\ncategories = [\"any\"]\n",
-    )
-    .unwrap();
+    set_tag(&dir, "2");
     fake.add_image("acme/worker:2");
     fake.add_image("acme/web:2");
     let config = load(&dir);
@@ -341,11 +345,7 @@ async fn rollback_removes_new_containers_and_restores_replaced_ones() {
     run(&config, &fake, options()).await;
     let old_api = fake.container_named("t-api").unwrap().id;
     // Second run: TAG 2 changes api, worker and web; web never gets healthy.
-    std::fs::write(
-        dir.path().join("config/platform.toml"),
-        "[platform]\nname = \"t\"\n[vars]\nTAG = \"2\"\n[[ranges]]\nname = \"all\"\nports = \"1-65535\"\ncategories = [\"any\"]\n",
-    )
-    .unwrap();
+    set_tag(&dir, "2");
     fake.add_image("acme/worker:2");
     fake.add_image("acme/web:2");
     fake.behave("web", Behaviour::NeverHealthy);
@@ -437,11 +437,7 @@ async fn a_dry_run_of_a_changed_platform_makes_no_mutating_call() {
     let fake = fake_with_images();
     run(&config, &fake, options()).await;
     // Change every service: the dry run must find replacements, and still change nothing.
-    std::fs::write(
-        dir.path().join("config/platform.toml"),
-        "[platform]\nname = \"t\"\n[vars]\nTAG = \"2\"\n[[ranges]]\nname = \"all\"\nports = \"1-65535\"\ncategories = [\"any\"]\n",
-    )
-    .unwrap();
+    set_tag(&dir, "2");
     let config = load(&dir);
     fake.clear_calls();
     let observed = crate::observe::observe(&fake, &fake, &config)

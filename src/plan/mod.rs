@@ -331,7 +331,6 @@ struct Host<'a> {
     /// Our container of each service (by its name `<platform>-<service>`).
     ours: HashMap<&'a str, &'a ObservedContainer>,
     by_name: HashMap<&'a str, &'a ObservedContainer>,
-    by_id: HashMap<&'a str, &'a ObservedContainer>,
     ports: HashMap<u16, &'a PortHolder>,
 }
 
@@ -340,10 +339,8 @@ impl<'a> Host<'a> {
         let environment = config.environment_label();
         let mut ours = HashMap::new();
         let mut by_name = HashMap::new();
-        let mut by_id = HashMap::new();
         for container in &observed.containers {
             by_name.insert(container.name.as_str(), container);
-            by_id.insert(container.id.as_str(), container);
             if container.is_ours(&config.platform.name, environment)
                 && let Some(service) = container.label(labels::SERVICE)
                 && container.name == format!("{}-{service}", config.platform.name)
@@ -359,7 +356,6 @@ impl<'a> Host<'a> {
         Self {
             ours,
             by_name,
-            by_id,
             ports,
         }
     }
@@ -367,15 +363,10 @@ impl<'a> Host<'a> {
     /// Whether `holder` is our own container for `service` (then the port is fine).
     fn holds_own_port(&self, holder: &PortHolder, service: &ServiceName) -> bool {
         match holder {
-            PortHolder::Container { id, .. } => {
-                self.ours.get(service.as_str()).is_some_and(|container| {
-                    container.id == *id
-                        || self
-                            .by_id
-                            .get(id.as_str())
-                            .is_some_and(|c| c.id == container.id)
-                })
-            }
+            PortHolder::Container { id, .. } => self
+                .ours
+                .get(service.as_str())
+                .is_some_and(|container| container.id == *id),
             PortHolder::Process { .. } => false,
         }
     }

@@ -37,6 +37,23 @@ fn assert_phase_one_converged(demo: &DemoPlatform) {
     );
 }
 
+/// Reads the child's NDJSON events until one of `kind` (e.g. `container-created`) comes.
+fn wait_for_event(child: &mut Child, kind: &str) {
+    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let wanted = format!("\"{kind}\"");
+    for line in stdout.lines() {
+        if line.expect("a line of output").contains(&wanted) {
+            return;
+        }
+    }
+    panic!("the run ended without a `{kind}` event");
+}
+
+/// The ids of the containers, in name order.
+fn container_ids(containers: &std::collections::BTreeMap<String, (String, String)>) -> Vec<String> {
+    containers.values().map(|(id, _)| id.clone()).collect()
+}
+
 /// `rollout --env test ARGS` as a child process, stdout piped (NDJSON with `--output json`).
 fn spawn(demo: &DemoPlatform, arguments: &[&str]) -> Child {
     Command::new(binary())
@@ -139,13 +156,8 @@ fn a_second_rollout_is_refused_and_a_stale_lock_taken_over() {
 fn ctrl_c_stops_new_work_exits_130_and_resume_continues() {
     let demo = DemoPlatform::new("[demo.services.db]\nready_after = \"1500ms\"\n");
     let mut child = spawn(&demo, &["--output", "json", "phase", "1"]);
-    let stdout = BufReader::new(child.stdout.take().unwrap());
     // Wait for the first container to be created, then interrupt.
-    for line in stdout.lines() {
-        if line.unwrap().contains("\"container-created\"") {
-            break;
-        }
-    }
+    wait_for_event(&mut child, "container-created");
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -219,12 +231,7 @@ fn a_kill_during_a_rollback_is_resumed() {
         // A change whose new worker never gets ready: the run rolls back.
         demo.overlay("3", "[demo.services.worker]\nfail = \"never-ready\"\n");
         let mut child = spawn(&demo, &arguments);
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        for line in stdout.lines() {
-            if line.unwrap().contains("\"rollback-started\"") {
-                break;
-            }
-        }
+        wait_for_event(&mut child, "rollback-started");
         // Into the rollback, a little further each time.
         std::thread::sleep(Duration::from_millis(60 * u64::from(moment)));
         let _ = child.kill();
@@ -237,12 +244,9 @@ fn a_kill_during_a_rollback_is_resumed() {
         assert_ok(&resumed);
         assert_phase_one_converged(&demo);
         // The rollback restored the very containers that ran before.
-        let ids = |map: &std::collections::BTreeMap<String, (String, String)>| {
-            map.values().map(|(id, _)| id.clone()).collect::<Vec<_>>()
-        };
         assert_eq!(
-            ids(&demo.containers()),
-            ids(&before),
+            container_ids(&demo.containers()),
+            container_ids(&before),
             "{journal}\n{}",
             resumed.snapshot()
         );
@@ -254,19 +258,16 @@ fn rollback_undoes_the_last_rollout_of_a_phase_after_a_halt_and_after_a_kill() {
     let demo = DemoPlatform::new("");
     assert_ok(&demo.rollout(&["phase", "1"]));
     let before = demo.containers();
-    let ids = |map: &std::collections::BTreeMap<String, (String, String)>| {
-        map.values().map(|(id, _)| id.clone()).collect::<Vec<_>>()
-    };
 
     // A halted rollout of a new version: api is replaced and healthy, worker never gets ready.
     demo.overlay("2", "[demo.services.worker]\nfail = \"never-ready\"\n");
     assert_eq!(demo.rollout(&["phase", "1", "--timeout", "2s"]).code, 1);
-    assert_ne!(ids(&demo.containers()), ids(&before));
+    assert_ne!(container_ids(&demo.containers()), container_ids(&before));
     let rolled_back = demo.rollout(&["rollback", "1"]);
     assert_ok(&rolled_back);
     assert_eq!(
-        ids(&demo.containers()),
-        ids(&before),
+        container_ids(&demo.containers()),
+        container_ids(&before),
         "{}",
         rolled_back.snapshot()
     );
@@ -275,19 +276,14 @@ fn rollback_undoes_the_last_rollout_of_a_phase_after_a_halt_and_after_a_kill() {
     // A rollout killed in the middle of replacing: `rollback 1` restores what it replaced.
     demo.overlay("3", "");
     let mut child = spawn(&demo, &["--output", "json", "phase", "1"]);
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    for line in stdout.lines() {
-        if line.unwrap().contains("\"container-created\"") {
-            break;
-        }
-    }
+    wait_for_event(&mut child, "container-created");
     let _ = child.kill();
     let _ = child.wait();
     let rolled_back = demo.rollout(&["rollback", "1"]);
     assert_ok(&rolled_back);
     assert_eq!(
-        ids(&demo.containers()),
-        ids(&before),
+        container_ids(&demo.containers()),
+        container_ids(&before),
         "{}",
         rolled_back.snapshot()
     );
